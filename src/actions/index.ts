@@ -1,0 +1,20 @@
+import type { ActionModule } from './action.ts';
+import { deleteAction } from './delete.ts';
+import { mergePermissions, type Permission } from './permission.ts';
+
+/** Every action a policy can name, by name. */
+export const actionModules: ReadonlyMap<string, ActionModule> = new Map([[deleteAction.name, deleteAction]]);
+
+/**
+ * What the service needs whatever the policy: read the pod before acting on it (identity,
+ * opt-out labels) and record what it did as Kubernetes Events.
+ */
+export const basePermissions: readonly Permission[] = [
+  { apiGroup: '', resource: 'pods', verbs: ['get'] },
+  { apiGroup: 'events.k8s.io', resource: 'events', verbs: ['create'] },
+];
+
+/** The union the ClusterRole in config/ must grant, and nothing more. */
+export function requiredPermissions(): Permission[] {
+  return mergePermissions([basePermissions, ...[...actionModules.values()].map((a) => a.permissions)]);
+}

@@ -1,0 +1,197 @@
+import { createHash } from 'node:crypto';
+import { CloudEvent, ValidationError } from 'cloudevents';
+import { DropError } from './errors.ts';
+import { parseJson, type Json } from './json.ts';
+
+/** The CloudEvent context of an incoming event (data kept apart, parsed losslessly). */
+export interface EventContext {
+  readonly specversion: string;
+  readonly id: string;
+  readonly source: string;
+  readonly type: string;
+  readonly time: string | undefined;
+  readonly subject: string | undefined;
+  readonly datacontenttype: string | undefined;
+  /** Extension attributes (rule, priority, knativearrivaltime, …) as sent. */
+  readonly extensions: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** How the event arrived (contract.md §1). */
+export type DeliveryMode = 'binary' | 'structured' | 'batch' | 'plain';
+
+export interface IncomingEvent {
+  readonly mode: DeliveryMode;
+  /** The CloudEvent context; undefined for a plain Falco payload sent without CloudEvents. */
+  readonly context: EventContext | undefined;
+  /** The event data: parsed JSON, a string for non-JSON text, or undefined when absent. */
+  readonly data: Json | undefined;
+  /** Identity for redelivery: CloudEvent source + id, else the Falco uuid, else a body hash. */
+  readonly key: string;
+}
+
+export type Headers = Readonly<Record<string, string | string[] | undefined>>;
+
+const coreAttributes = ['specversion', 'id', 'source', 'type'] as const;
+const knownAttributes = new Set(['specversion', 'id', 'source', 'type', 'time', 'subject', 'datacontenttype', 'dataschema', 'data', 'data_base64']);
+
+function header(headers: Headers, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(',') : value;
+}
+
+/** Media type without parameters, lower-cased: "application/json; charset=utf-8" → "application/json". */
+export function mediaType(contentType: string | undefined): string | undefined {
+  const type = contentType?.split(';')[0]?.trim().toLowerCase();
+  return type === '' ? undefined : type;
+}
+
+function isJsonMediaType(type: string | undefined): boolean {
+  return type === undefined || type === 'application/json' || type === 'text/json' || type.endsWith('+json');
+}
+
+function invalid(message: string, details?: Record<string, unknown>): DropError {
+  return new DropError('DROP_INVALID_CLOUDEVENT', message, details ? { details } : {});
+}
+
+function parseJsonText(text: string, what: string): Json {
+  try {
+    return parseJson(text);
+  } catch (error) {
+    throw new DropError('DROP_INVALID_JSON', `${what} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+/** The CloudEvents HTTP binding percent-encodes header values; the SDK does not decode them. */
+function decodeHeaderValue(name: string, value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw invalid(`header ${name} is not valid percent-encoding`);
+  }
+}
+
+/**
+ * Checks what the SDK's constructor would otherwise invent or let pass (a missing id, time or
+ * specversion; an unknown specversion), then lets the SDK validate against the v1 schema
+ * (source and dataschema as URI references, time as RFC 3339, attribute names).
+ */
+function validateContext(attributes: Record<string, unknown>, where: string): EventContext {
+  for (const name of coreAttributes) {
+    const value = attributes[name];
+    if (typeof value !== 'string' || value === '') throw invalid(`${where}: required attribute "${name}" is missing or empty`);
+  }
+  if (attributes.specversion !== '1.0') {
+    throw invalid(`${where}: specversion "${String(attributes.specversion)}" is not supported (only 1.0)`);
+  }
+  if (attributes.time !== undefined && (typeof attributes.time !== 'string' || Number.isNaN(Date.parse(attributes.time)))) {
+    throw invalid(`${where}: time "${String(attributes.time)}" is not an RFC 3339 timestamp`);
+  }
+  const { data: _data, data_base64: _base64, ...withoutData } = attributes;
+  try {
+    new CloudEvent(withoutData, true);
+  } catch (error) {
+    const errors = error instanceof ValidationError ? error.errors : undefined;
+    throw invalid(`${where}: ${(error as Error).message}`, errors ? { errors } : undefined);
+  }
+  const extensions: Record<string, string | number | boolean> = {};
+  for (const [name, value] of Object.entries(attributes)) {
+    if (!knownAttributes.has(name)) extensions[name] = value as string | number | boolean;
+  }
+  const optional = (name: string): string | undefined => attributes[name] as string | undefined;
+  return {
+    specversion: '1.0',
+    id: attributes.id as string,
+    source: attributes.source as string,
+    type: attributes.type as string,
+    time: optional('time'),
+    subject: optional('subject'),
+    datacontenttype: optional('datacontenttype'),
+    extensions,
+  };
+}
+
+function contextKey(context: EventContext): string {
+  return `ce\u0000${context.source}\u0000${context.id}`;
+}
+
+/** Decodes a body whose media type says JSON (or says nothing): JSON, or text when not JSON. */
+function decodeData(body: string, type: string | undefined, declared: boolean): Json | undefined {
+  if (body.length === 0) return undefined;
+  if (isJsonMediaType(type)) {
+    // With no Content-Type (KafkaSource), try JSON and fall back to text; a declared JSON type must parse.
+    if (declared) return parseJsonText(body, 'the event data');
+    try {
+      return parseJson(body);
+    } catch {
+      return body;
+    }
+  }
+  return body;
+}
+
+function parseBinary(headers: Headers, body: string): IncomingEvent {
+  const attributes: Record<string, unknown> = {};
+  for (const [name, raw] of Object.entries(headers)) {
+    if (!name.startsWith('ce-') || raw === undefined) continue;
+    const attribute = name.slice(3);
+    attributes[attribute] = decodeHeaderValue(name, Array.isArray(raw) ? raw.join(',') : raw);
+  }
+  const contentType = header(headers, 'content-type');
+  if (contentType !== undefined) attributes.datacontenttype = contentType;
+  const context = validateContext(attributes, 'binary-mode event');
+  const data = decodeData(body, mediaType(contentType), contentType !== undefined);
+  return { mode: 'binary', context, data, key: contextKey(context) };
+}
+
+function isRecord(value: Json): value is { [key: string]: Json } {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function fromStructured(value: Json, mode: 'structured' | 'batch', where: string): IncomingEvent {
+  if (!isRecord(value)) throw invalid(`${where}: a structured CloudEvent must be a JSON object`);
+  const context = validateContext(value, where);
+  let data: Json | undefined = value.data;
+  if (value.data_base64 !== undefined) {
+    if (typeof value.data_base64 !== 'string') throw invalid(`${where}: data_base64 must be a string`);
+    const decoded = Buffer.from(value.data_base64, 'base64').toString('utf8');
+    data = decodeData(decoded, mediaType(context.datacontenttype), false);
+  } else if (typeof data === 'string' && isJsonMediaType(mediaType(context.datacontenttype)) && context.datacontenttype !== undefined) {
+    // Some senders put JSON text in a string `data` while declaring a JSON content type.
+    data = decodeData(data, 'application/json', false);
+  }
+  return { mode, context, data, key: contextKey(context) };
+}
+
+function plainKey(data: Json, body: string): string {
+  const uuid = isRecord(data) && typeof data.uuid === 'string' && data.uuid !== '' ? data.uuid : undefined;
+  return uuid ? `falco\u0000${uuid}` : `sha256\u0000${createHash('sha256').update(body).digest('hex')}`;
+}
+
+/**
+ * Reads one HTTP delivery into events. Accepts binary mode (ce-* headers), structured mode
+ * (with or without a charset parameter), batch mode, binary events with no Content-Type
+ * (KafkaSource), and plain Falco JSON with no CloudEvents headers (Falcosidekick's webhook,
+ * Falco's http_output). Never rejects for a media type alone: 415 is final and loses the alert.
+ */
+export function parseDelivery(headers: Headers, body: string): IncomingEvent[] {
+  if (header(headers, 'ce-specversion') !== undefined) return [parseBinary(headers, body)];
+  const type = mediaType(header(headers, 'content-type'));
+  if (type === 'application/cloudevents+json') {
+    return [fromStructured(parseJsonText(body, 'the structured CloudEvent'), 'structured', 'structured-mode event')];
+  }
+  if (type === 'application/cloudevents-batch+json') {
+    const batch = parseJsonText(body, 'the CloudEvents batch');
+    if (!Array.isArray(batch)) throw invalid('a CloudEvents batch must be a JSON array');
+    return batch.map((item, index) => fromStructured(item, 'batch', `batch item ${index}`));
+  }
+  if (body.trim().length === 0) throw new DropError('DROP_NOT_AN_EVENT', 'the request has no body and no CloudEvents headers');
+  let value: Json;
+  try {
+    value = parseJson(body);
+  } catch (error) {
+    throw new DropError('DROP_NOT_AN_EVENT', `the body is not a CloudEvent and not JSON: ${(error as Error).message}`);
+  }
+  // A structured event sent without its media type (e.g. no Content-Type at all).
+  if (isRecord(value) && typeof value.specversion === 'string') return [fromStructured(value, 'structured', 'structured-mode event')];
+  return [{ mode: 'plain', context: undefined, data: value, key: plainKey(value, body) }];
+}

@@ -1,0 +1,153 @@
+import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { join } from 'node:path';
+import {
+  ApiException,
+  CoreV1Api,
+  KubeConfig,
+  ServerConfiguration,
+  createConfiguration,
+  type RequestContext,
+  type ResponseContext,
+} from '@kubernetes/client-node';
+import { DropError } from './errors.ts';
+
+/** Where the service account's token, CA and namespace are mounted in a pod. */
+export const serviceAccountDir = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export interface KubeConfigSource {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly homeDir: string;
+  readonly serviceAccountDir: string;
+}
+
+export type FoundKubeConfig =
+  | { readonly kubeConfig: KubeConfig; readonly from: string; readonly namespace: string | undefined }
+  | { readonly kubeConfig: undefined; readonly reason: string };
+
+/**
+ * Finds the cluster as the issue asks: the in-cluster service account first, else $KUBECONFIG,
+ * else ~/.kube/config. Returns a reason instead of a config when none is there, so the service
+ * can start in dry-run and say why. A config that exists but cannot be read is an error.
+ */
+export function findKubeConfig(source: KubeConfigSource): FoundKubeConfig {
+  const { env } = source;
+  const tokenFile = join(source.serviceAccountDir, 'token');
+  if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT && existsSync(tokenFile)) {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromCluster(source.serviceAccountDir);
+    const namespaceFile = join(source.serviceAccountDir, 'namespace');
+    const namespace = existsSync(namespaceFile) ? readFileSync(namespaceFile, 'utf8').trim() : undefined;
+    return { kubeConfig, from: 'in-cluster service account', namespace };
+  }
+  const candidates = env.KUBECONFIG
+    ? env.KUBECONFIG.split(':').filter((p) => p !== '')
+    : [join(source.homeDir, '.kube', 'config')];
+  const file = candidates.find((p) => existsSync(p));
+  if (!file) {
+    const looked = env.KUBECONFIG ? `KUBECONFIG (${env.KUBECONFIG})` : candidates[0];
+    return { kubeConfig: undefined, reason: `no in-cluster service account and no kubeconfig at ${looked}` };
+  }
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(file);
+  if (!kubeConfig.getCurrentCluster()) return { kubeConfig: undefined, reason: `kubeconfig ${file} has no current cluster` };
+  return { kubeConfig, from: `kubeconfig ${file}`, namespace: undefined };
+}
+
+export interface KubeClientOptions {
+  /** Every API call is aborted after this long, and answered as "unavailable" (retry). */
+  readonly timeoutMs: number;
+}
+
+/** The Kubernetes API as the actions use it: the client's typed APIs, sharing one connection pool. */
+export interface KubeClient {
+  readonly core: CoreV1Api;
+  readonly kubeConfig: KubeConfig;
+  /** Builds another typed API client with the same connection reuse and timeout. */
+  makeApi<T>(api: new (configuration: ReturnType<typeof createConfiguration>) => T): T;
+  close(): void;
+}
+
+/**
+ * The client library builds a new https.Agent on every call (a TLS handshake each time) and sets
+ * no timeout. A middleware swaps in one keep-alive agent, built once from the first call's TLS
+ * options, and attaches an abort signal to every request.
+ */
+export function createKubeClient(kubeConfig: KubeConfig, options: KubeClientOptions): KubeClient {
+  let shared: http.Agent | undefined;
+  const usesProxy = Boolean(kubeConfig.getCurrentCluster()?.proxyUrl);
+  const middleware = {
+    pre: async (context: RequestContext): Promise<RequestContext> => {
+      const agent = context.getAgent();
+      if (!usesProxy && agent) {
+        if (!shared) {
+          const agentOptions = (agent as http.Agent & { options: http.AgentOptions }).options;
+          const Agent = agent instanceof https.Agent ? https.Agent : http.Agent;
+          shared = new Agent({ ...agentOptions, keepAlive: true, maxSockets: 32 });
+        }
+        context.setAgent(shared);
+      }
+      context.setSignal(AbortSignal.timeout(options.timeoutMs));
+      return context;
+    },
+    post: async (context: ResponseContext): Promise<ResponseContext> => context,
+  };
+  const cluster = kubeConfig.getCurrentCluster();
+  /* c8 ignore next -- findKubeConfig only returns configs with a current cluster */
+  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  const configuration = createConfiguration({
+    baseServer: new ServerConfiguration(cluster.server, {}),
+    authMethods: { default: kubeConfig },
+    promiseMiddleware: [middleware],
+  });
+  return {
+    core: new CoreV1Api(configuration),
+    kubeConfig,
+    makeApi: (Api) => new Api(configuration),
+    close: () => shared?.destroy(),
+  };
+}
+
+/** The Kubernetes Status body's message, when the error carries one. */
+function statusMessage(error: ApiException<unknown>): string {
+  const body = error.body;
+  if (typeof body === 'string') {
+    try {
+      const parsed = JSON.parse(body) as { message?: unknown };
+      if (typeof parsed.message === 'string') return parsed.message;
+    } catch {
+      return body.slice(0, 200);
+    }
+  }
+  return `HTTP ${error.code}`;
+}
+
+export function isApiStatus(error: unknown, code: number): boolean {
+  return error instanceof ApiException && error.code === code;
+}
+
+/**
+ * Turns a failed API call into the answer the Broker needs: unreachable, timed out, throttled
+ * or 5xx is retried (503/429 with Retry-After); a refusal that retrying cannot fix (403, 422,
+ * 400) is final. `what` names the call for the log and the error body.
+ */
+export function kubeFailure(error: unknown, what: string, retryAfterSeconds: number): DropError {
+  if (error instanceof ApiException) {
+    const message = `${what}: Kubernetes answered ${error.code}: ${statusMessage(error)}`;
+    const details = { kubernetesStatus: error.code };
+    if (error.code === 429) {
+      const header = Number(error.headers?.['retry-after']);
+      const after = Number.isFinite(header) && header > 0 ? header : retryAfterSeconds;
+      return new DropError('DROP_K8S_THROTTLED', message, { retryAfterSeconds: after, details, cause: error });
+    }
+    if (error.code >= 500 || error.code === 408) {
+      return new DropError('DROP_K8S_UNAVAILABLE', message, { retryAfterSeconds, details, cause: error });
+    }
+    return new DropError('DROP_K8S_REJECTED', message, { details, cause: error });
+  }
+  const reason = error instanceof Error ? error.message : String(error);
+  const timedOut = error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError');
+  const message = `${what}: Kubernetes API ${timedOut ? 'timed out' : 'unreachable'}: ${reason}`;
+  return new DropError('DROP_K8S_UNAVAILABLE', message, { retryAfterSeconds, cause: error });
+}

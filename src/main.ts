@@ -1,0 +1,69 @@
+/**
+ * The entry point: the one impure file. It reads the environment, finds the cluster, loads the
+ * policy, builds the app and listens; SIGTERM closes it. Everything it wires is tested through
+ * buildApp and the end-to-end test that runs this file as `npm start` does.
+ */
+import { homedir } from 'node:os';
+import { pino } from 'pino';
+import { buildApp } from './app.ts';
+import { findKubeConfig, createKubeClient, serviceAccountDir } from './kube.ts';
+import { loadPolicy } from './policy.ts';
+import { buildProtectedNamespaces } from './protection.ts';
+import { parseSettings } from './settings.ts';
+
+async function main(): Promise<void> {
+  const settings = parseSettings(process.env);
+  const logger = pino({ level: settings.logLevel, base: { service: settings.service } });
+  const policy = await loadPolicy(settings.policyPath);
+  const found = findKubeConfig({ env: process.env, homeDir: homedir(), serviceAccountDir });
+  const kube = found.kubeConfig ? createKubeClient(found.kubeConfig, { timeoutMs: settings.apiTimeoutMs }) : undefined;
+  const namespace = settings.namespace ?? (found.kubeConfig ? found.namespace : undefined);
+  const dryRunReason = settings.dryRun ? 'DROP_DRY_RUN=true' : found.kubeConfig ? undefined : found.reason;
+
+  const app = buildApp({
+    logger,
+    clock: { now: () => new Date() },
+    replySource: `/falco-drop/${namespace ?? 'local'}/${settings.service}`,
+    redelivery: { max: settings.redeliveryMax, ttlMs: settings.redeliveryTtlSeconds * 1000 },
+    dryRunReason,
+    responder: {
+      policy,
+      kube,
+      dryRun: dryRunReason !== undefined,
+      protectedNamespaces: buildProtectedNamespaces(policy.protectedNamespaces, namespace),
+      gracePeriodSeconds: settings.gracePeriodSeconds,
+      retryAfterSeconds: settings.retryAfterSeconds,
+    },
+  });
+
+  if (dryRunReason) logger.warn({ dryRun: true, reason: dryRunReason }, `DRY-RUN: nothing will be changed in any cluster (${dryRunReason})`);
+  else logger.info({ dryRun: false, cluster: found.kubeConfig?.getCurrentCluster()?.server, from: 'from' in found ? found.from : undefined }, 'acting on the cluster');
+  logger.info({ policy: policy.origin, rules: policy.rules.map((r) => r.name) }, 'policy loaded');
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: finishing requests in flight');
+    app.close().then(
+      () => {
+        kube?.close();
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'close failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  await app.listen({ port: settings.port, host: settings.host });
+}
+
+main().catch((error: unknown) => {
+  // Startup failures (bad settings, invalid policy, unreadable kubeconfig) say what is wrong and exit 1.
+  process.stderr.write(`falco-drop: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

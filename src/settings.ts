@@ -1,0 +1,67 @@
+/** The service's settings, read from the environment (the README's settings table). */
+export interface Settings {
+  readonly port: number;
+  readonly host: string;
+  /** DROP_DRY_RUN: true forces dry-run; false or unset acts when a cluster is configured. */
+  readonly dryRun: boolean;
+  readonly policyPath: string | undefined;
+  readonly logLevel: string;
+  readonly gracePeriodSeconds: number;
+  readonly apiTimeoutMs: number;
+  readonly retryAfterSeconds: number;
+  readonly redeliveryMax: number;
+  readonly redeliveryTtlSeconds: number;
+  /** The namespace drop runs in (protected); from DROP_NAMESPACE, else the service account's. */
+  readonly namespace: string | undefined;
+  /** Knative's K_SERVICE, used in the reply events' source. */
+  readonly service: string;
+}
+
+export class SettingsError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid settings:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'SettingsError';
+  }
+}
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Parses the environment; throws SettingsError listing every bad value. */
+export function parseSettings(env: Readonly<Record<string, string | undefined>>): Settings {
+  const problems: string[] = [];
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name}=${raw}: must be a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return value;
+  };
+  const flag = (name: string): boolean => {
+    const raw = env[name]?.toLowerCase();
+    if (raw === undefined || raw === '') return false;
+    if (['true', '1', 'yes'].includes(raw)) return true;
+    if (!['false', '0', 'no'].includes(raw)) problems.push(`${name}=${env[name]}: must be true or false`);
+    return false;
+  };
+  const logLevel = env.LOG_LEVEL?.toLowerCase() || 'info';
+  if (!logLevels.includes(logLevel)) problems.push(`LOG_LEVEL=${env.LOG_LEVEL}: must be one of ${logLevels.join(', ')}`);
+  const settings: Settings = {
+    port: integer('PORT', 8080, 0, 65535),
+    host: env.DROP_HOST || '0.0.0.0',
+    dryRun: flag('DROP_DRY_RUN'),
+    policyPath: env.DROP_POLICY || undefined,
+    logLevel,
+    gracePeriodSeconds: integer('DROP_GRACE_PERIOD_SECONDS', 1, 0, 3600),
+    apiTimeoutMs: integer('DROP_API_TIMEOUT_MS', 5000, 100, 120_000),
+    retryAfterSeconds: integer('DROP_RETRY_AFTER_SECONDS', 5, 1, 3600),
+    redeliveryMax: integer('DROP_REDELIVERY_MAX', 10_000, 1, 10_000_000),
+    redeliveryTtlSeconds: integer('DROP_REDELIVERY_TTL_SECONDS', 86_400, 1, 30 * 86_400),
+    namespace: env.DROP_NAMESPACE || undefined,
+    service: env.K_SERVICE || 'drop',
+  };
+  if (problems.length > 0) throw new SettingsError(problems);
+  return settings;
+}
