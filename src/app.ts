@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { DropError } from './errors.ts';
 import { parseFalcoAlert } from './falco.ts';
 import { parseDelivery, type IncomingEvent } from './incoming.ts';
+import { stringifyJson } from './json.ts';
 import { RedeliveryMemory } from './redelivery.ts';
 import { buildReply, buildReplyData } from './reply.ts';
 import { respond, type Response, type ResponderOptions } from './responder.ts';
@@ -37,7 +38,7 @@ interface Answer {
 function errorAnswer(error: DropError): Answer {
   const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
   if (error.retryable) headers['retry-after'] = String(error.retryAfterSeconds ?? 1);
-  return { status: error.status, headers, body: JSON.stringify(error.toBody()), response: undefined };
+  return { status: error.status, headers, body: stringifyJson(error.toBody()), response: undefined };
 }
 
 function send(reply: FastifyReply, answer: Answer): FastifyReply {
@@ -149,7 +150,7 @@ export function buildApp(options: AppOptions) {
     if (closing) throw new DropError('DROP_SHUTTING_DOWN', 'the service is shutting down; retry', { retryAfterSeconds: 1 });
     const body = typeof request.body === 'string' ? request.body : '';
     const events = parseDelivery(request.headers, body);
-    if (events.length === 1) return send(reply, await answerAlert(events[0]!));
+    if (events[0]?.mode !== 'batch') return send(reply, await answerAlert(events[0]!));
     // A batch cannot carry one reply event: answer 202 when every event is done, else the
     // most urgent failure (a retryable one first, so the whole batch comes back; the work
     // already done is answered from memory then).

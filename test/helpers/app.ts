@@ -1,0 +1,73 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { buildApp, type AppOptions } from '../../src/app.ts';
+import { createKubeClient, type KubeClient } from '../../src/kube.ts';
+import { parsePolicy, loadPolicy, type Policy } from '../../src/policy.ts';
+import { buildProtectedNamespaces } from '../../src/protection.ts';
+import type { FakeKube } from './fake-kube.ts';
+
+export interface TestAppOptions {
+  /** A running fake API server; without one the app runs in dry-run with no cluster. */
+  readonly fake?: FakeKube;
+  readonly policyYaml?: string;
+  readonly dryRun?: boolean;
+  readonly timeoutMs?: number;
+  readonly ownNamespace?: string;
+  readonly now?: Date;
+}
+
+export interface TestApp {
+  readonly app: ReturnType<typeof buildApp>;
+  /** Every log line the app wrote, parsed. */
+  readonly logs: Record<string, unknown>[];
+  readonly kube: KubeClient | undefined;
+  readonly policy: Policy;
+  close(): Promise<void>;
+}
+
+/** Builds the app as main.ts does, with a log that tests can read. */
+export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const logs: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const logger = pino({ level: 'info' }, stream);
+  const policy = options.policyYaml ? parsePolicy(options.policyYaml, 'test-policy.yaml') : await loadPolicy(undefined);
+  const kube = options.fake ? createKubeClient(options.fake.kubeConfig(), { timeoutMs: options.timeoutMs ?? 2000 }) : undefined;
+  const dryRun = options.dryRun ?? !kube;
+  const appOptions: AppOptions = {
+    logger,
+    clock: { now: () => options.now ?? new Date('2025-06-12T09:21:08Z') },
+    replySource: '/falco-drop/falco-drop/drop',
+    redelivery: { max: 1000, ttlMs: 60_000 },
+    dryRunReason: dryRun ? (kube ? 'DROP_DRY_RUN=true' : 'no cluster') : undefined,
+    responder: {
+      policy,
+      kube,
+      dryRun,
+      protectedNamespaces: buildProtectedNamespaces(policy.protectedNamespaces, options.ownNamespace ?? 'falco-drop'),
+      gracePeriodSeconds: 1,
+      retryAfterSeconds: 5,
+    },
+  };
+  const app = buildApp(appOptions);
+  await app.ready();
+  return {
+    app,
+    logs,
+    kube,
+    policy,
+    close: async () => {
+      await app.close();
+      kube?.close();
+    },
+  };
+}
+
+/** Lower-cases header names, as Node delivers them. */
+export function lower(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+}

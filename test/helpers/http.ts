@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+
+/** A raw HTTP/1.1 request fixture, split into its parts (header names as written). */
+export interface RawRequest {
+  readonly bytes: Buffer;
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+export function loadRequestFixture(name: string): RawRequest {
+  const bytes = readFileSync(new URL(`../fixtures/${name}`, import.meta.url));
+  const text = bytes.toString('utf8');
+  const split = text.indexOf('\r\n\r\n');
+  const [requestLine, ...headerLines] = text.slice(0, split).split('\r\n');
+  const [method, path] = (requestLine as string).split(' ') as [string, string];
+  const headers: Record<string, string> = {};
+  for (const line of headerLines) {
+    const colon = line.indexOf(':');
+    headers[line.slice(0, colon)] = line.slice(colon + 1).trim();
+  }
+  return { bytes, method, path, headers, body: text.slice(split + 4) };
+}
+
+export interface RawResponse {
+  readonly status: number;
+  /** Header names lower-cased. */
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+/** Sends exact bytes over a TCP connection and reads one response (Connection: close). */
+export async function sendRaw(port: number, bytes: Buffer): Promise<RawResponse> {
+  const text = bytes.toString('latin1').replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n');
+  const socket = net.connect(port, '127.0.0.1');
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  // Write without half-closing: the server ends the connection after its answer (Connection: close).
+  socket.write(Buffer.from(text, 'latin1'));
+  await new Promise<void>((resolve, reject) => {
+    socket.on('close', () => resolve());
+    socket.on('error', reject);
+  });
+  const response = Buffer.concat(chunks).toString('utf8');
+  const split = response.indexOf('\r\n\r\n');
+  const [statusLine, ...lines] = response.slice(0, split).split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { status: Number((statusLine as string).split(' ')[1]), headers, body: response.slice(split + 4) };
+}
