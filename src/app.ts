@@ -37,7 +37,7 @@ interface Answer {
 
 function errorAnswer(error: DropError): Answer {
   const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
-  if (error.retryable) headers['retry-after'] = String(error.retryAfterSeconds ?? 1);
+  if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
   return { status: error.status, headers, body: stringifyJson(error.toBody()), response: undefined };
 }
 
@@ -117,8 +117,7 @@ export function buildApp(options: AppOptions) {
         const error = new DropError('DROP_ACTION_FAILED', response.reason, { details: data });
         return { ...errorAnswer(error), response };
       }
-      const subject = response.target ? `${response.target.namespace}/${response.target.name}` : undefined;
-      const reply = buildReply(data, options.replySource, subject);
+      const reply = buildReply(data, options.replySource, `${response.target.namespace}/${response.target.name}`);
       return { status: 200, headers: reply.headers, body: reply.body, response };
     });
     const response = result.response as Response;
@@ -134,9 +133,9 @@ export function buildApp(options: AppOptions) {
         target: response.target ? `${response.target.namespace}/${response.target.name}` : undefined,
         rules: response.rules,
         decision: response.decision,
-        outcome: response.result,
+        outcome: response.decision === 'act' ? response.result : 'skipped',
         dryRun: response.dryRun,
-        actions: response.outcomes,
+        actions: response.decision === 'act' ? response.outcomes : [],
         status: result.status,
         replayed,
         durationMs: Math.round((performance.now() - started) * 1000) / 1000,
@@ -167,7 +166,7 @@ export function buildApp(options: AppOptions) {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     if (closing) return reply.code(503).send({ status: 'closing' });
-    return { status: 'ready', dryRun: options.dryRunReason !== undefined || options.responder.dryRun, dryRunReason: options.dryRunReason ?? null };
+    return { status: 'ready', dryRun: options.responder.dryRun, dryRunReason: options.dryRunReason ?? null };
   });
 
   return app;

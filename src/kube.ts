@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import { join } from 'node:path';
 import {
   ApiException,
@@ -36,6 +35,7 @@ export function findKubeConfig(source: KubeConfigSource): FoundKubeConfig {
   const tokenFile = join(source.serviceAccountDir, 'token');
   if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT && existsSync(tokenFile)) {
     const kubeConfig = new KubeConfig();
+    // The library reads the API server's host and port from process.env itself.
     kubeConfig.loadFromCluster(source.serviceAccountDir);
     const namespaceFile = join(source.serviceAccountDir, 'namespace');
     const namespace = existsSync(namespaceFile) ? readFileSync(namespaceFile, 'utf8').trim() : undefined;
@@ -64,8 +64,6 @@ export interface KubeClientOptions {
 export interface KubeClient {
   readonly core: CoreV1Api;
   readonly kubeConfig: KubeConfig;
-  /** Builds another typed API client with the same connection reuse and timeout. */
-  makeApi<T>(api: new (configuration: ReturnType<typeof createConfiguration>) => T): T;
   close(): void;
 }
 
@@ -82,9 +80,9 @@ export function createKubeClient(kubeConfig: KubeConfig, options: KubeClientOpti
       const agent = context.getAgent();
       if (!usesProxy && agent) {
         if (!shared) {
-          const agentOptions = (agent as http.Agent & { options: http.AgentOptions }).options;
-          const Agent = agent instanceof https.Agent ? https.Agent : http.Agent;
-          shared = new Agent({ ...agentOptions, keepAlive: true, maxSockets: 32 });
+          // Same class (http or https) and TLS options as the library's own agent, kept alive.
+          const { options: agentOptions, constructor: Agent } = agent as http.Agent & { options: http.AgentOptions };
+          shared = new (Agent as typeof http.Agent)({ ...agentOptions, keepAlive: true, maxSockets: 32 });
         }
         context.setAgent(shared);
       }
@@ -104,7 +102,6 @@ export function createKubeClient(kubeConfig: KubeConfig, options: KubeClientOpti
   return {
     core: new CoreV1Api(configuration),
     kubeConfig,
-    makeApi: (Api) => new Api(configuration),
     close: () => shared?.destroy(),
   };
 }

@@ -173,29 +173,43 @@ class ProblemList {
   }
 }
 
-function checkSemantics(raw: RawPolicy, problems: ProblemList): void {
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * What the schema cannot say: priorities, action names and their parameters, duplicate names.
+ * It runs even when the shape has errors (reading only what has the right type) so that one
+ * startup lists every problem in the file.
+ */
+function checkSemantics(value: unknown, problems: ProblemList): void {
+  const rules = isRecord(value) && Array.isArray(value.rules) ? value.rules : [];
   const names = new Map<string, number>();
-  raw.rules.forEach((rule, i) => {
+  rules.forEach((rule: unknown, i) => {
+    if (!isRecord(rule)) return;
     const at = `/rules/${i}`;
-    const earlier = names.get(rule.name);
-    if (earlier !== undefined) problems.add(`${at}/name`, `duplicate rule name "${rule.name}" (also /rules/${earlier})`);
-    names.set(rule.name, i);
-    if (rule.match.priority !== undefined) {
-      const parsed = parsePriorityCondition(rule.match.priority);
+    if (typeof rule.name === 'string') {
+      const earlier = names.get(rule.name);
+      if (earlier !== undefined) problems.add(`${at}/name`, `duplicate rule name "${rule.name}" (also /rules/${earlier})`);
+      else names.set(rule.name, i);
+    }
+    const priority = isRecord(rule.match) ? rule.match.priority : undefined;
+    if (typeof priority === 'string') {
+      const parsed = parsePriorityCondition(priority);
       if (typeof parsed === 'string') problems.add(`${at}/match/priority`, parsed);
     }
-    rule.actions.forEach((step, j) => {
+    const steps = Array.isArray(rule.actions) ? rule.actions : [];
+    steps.forEach((step: unknown, j) => {
+      if (!isRecord(step) || typeof step.action !== 'string') return;
       const validate = validateParameters.get(step.action);
       if (!validate) {
-        const known = [...actionModules.keys()].join(', ');
-        problems.add(`${at}/actions/${j}/action`, `unknown action "${step.action}" (known: ${known})`);
+        problems.add(`${at}/actions/${j}/action`, `unknown action "${step.action}" (known: ${[...actionModules.keys()].join(', ')})`);
         return;
       }
-      if (!validate(step.parameters ?? {})) {
-        for (const error of validate.errors ?? []) {
-          const { path, message } = describe(error);
-          problems.add(`${at}/actions/${j}/parameters${path}`, message);
-        }
+      if (!isRecord(step.parameters) || validate(step.parameters)) return;
+      for (const error of validate.errors ?? []) {
+        const { path, message } = describe(error);
+        problems.add(`${at}/actions/${j}/parameters${path}`, message);
       }
     });
   });
@@ -242,12 +256,13 @@ export function parsePolicy(text: string, origin: string): Policy {
       const { path, message } = describe(error);
       problems.add(path, message);
     }
-    throw new PolicyError(origin, problems.problems);
   }
-  const raw = value as unknown as RawPolicy;
-  checkSemantics(raw, problems);
-  if (problems.problems.length > 0) throw new PolicyError(origin, problems.problems);
-  return build(raw, origin);
+  checkSemantics(value, problems);
+  if (problems.problems.length > 0) {
+    const ordered = [...problems.problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+    throw new PolicyError(origin, ordered);
+  }
+  return build(value as RawPolicy, origin);
 }
 
 /** Reads the policy file, or the built-in default when no path is given. */

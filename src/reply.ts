@@ -3,7 +3,7 @@ import { CloudEvent, HTTP } from 'cloudevents';
 import type { FalcoAlert } from './falco.ts';
 import type { EventContext } from './incoming.ts';
 import { stringifyJson } from './json.ts';
-import type { Response } from './responder.ts';
+import type { ActResponse } from './responder.ts';
 
 /**
  * The type of drop's reply events. A reply goes back into the Broker and through every Trigger:
@@ -17,15 +17,13 @@ export interface Reply {
 }
 
 /** The record a reply carries: what was done to which pod, because of which alert, and how it ended. */
-export function buildReplyData(response: Response, alert: FalcoAlert, context: EventContext | undefined): Record<string, unknown> {
+export function buildReplyData(response: ActResponse, alert: FalcoAlert, context: EventContext | undefined): Record<string, unknown> {
   const evtTime = alert.outputFields['evt.time'];
   return {
     result: response.result,
     dryRun: response.dryRun,
     reason: response.reason,
-    target: response.target
-      ? { namespace: response.target.namespace, pod: response.target.name, uid: response.podUid ?? null }
-      : null,
+    target: { namespace: response.target.namespace, pod: response.target.name, uid: response.podUid ?? null },
     rules: response.rules,
     actions: response.outcomes,
     alert: {
@@ -45,12 +43,12 @@ export function buildReplyData(response: Response, alert: FalcoAlert, context: E
  * A binary-mode CloudEvent reply. The SDK builds and validates the headers; the body is written
  * with lossless JSON so `evt.time` (above 2^53) keeps every digit.
  */
-export function buildReply(data: Record<string, unknown>, source: string, subject: string | undefined): Reply {
+export function buildReply(data: Record<string, unknown>, source: string, subject: string): Reply {
   const event = new CloudEvent({
     id: randomUUID(),
     type: replyType,
     source,
-    ...(subject ? { subject } : {}),
+    subject,
     datacontenttype: 'application/json',
   });
   const message = HTTP.binary(event);

@@ -18,24 +18,35 @@ export interface ResponderOptions {
   readonly retryAfterSeconds: number;
 }
 
-/** What the service decided about one alert and what came of it. */
-export interface Response {
-  /** act: at least one action ran (or would have, in dry-run); skip: nothing to do, with reason. */
-  readonly decision: 'act' | 'skip';
+interface ResponseCommon {
   readonly reason: string;
-  readonly target: PodTarget | undefined;
-  /** UID of the pod acted on, as read from the API. */
-  readonly podUid: string | undefined;
   /** Names of the response rules that matched. */
   readonly rules: readonly string[];
   readonly dryRun: boolean;
+}
+
+/** Nothing to do (no rule, no pod, protected, not the same pod …), with the reason. */
+export interface SkipResponse extends ResponseCommon {
+  readonly decision: 'skip';
+  readonly target: PodTarget | undefined;
+}
+
+/** At least one action ran (or would have, in dry-run). */
+export interface ActResponse extends ResponseCommon {
+  readonly decision: 'act';
+  readonly target: PodTarget;
+  /** UID of the pod acted on, as read from the API (the alert's when there is no cluster). */
+  readonly podUid: string | undefined;
   readonly outcomes: readonly ActionOutcome[];
-  /** done, dry-run, failed (an action failed for good), or skipped. */
+  /** done, dry-run, failed (an action failed for good), or skipped (every action skipped). */
   readonly result: 'done' | 'dry-run' | 'failed' | 'skipped';
 }
 
-function skip(reason: string, target: PodTarget | undefined, rules: readonly ResponseRule[], dryRun: boolean): Response {
-  return { decision: 'skip', reason, target, podUid: undefined, rules: rules.map((r) => r.name), dryRun, outcomes: [], result: 'skipped' };
+/** What the service decided about one alert and what came of it. */
+export type Response = SkipResponse | ActResponse;
+
+function skip(reason: string, target: PodTarget | undefined, rules: readonly ResponseRule[], dryRun: boolean): SkipResponse {
+  return { decision: 'skip', reason, target, rules: rules.map((r) => r.name), dryRun };
 }
 
 /** The runtime ids of a pod's containers, without the `containerd://` prefix. */
@@ -67,7 +78,7 @@ async function readPod(kube: KubeClient, target: PodTarget, retryAfterSeconds: n
   }
 }
 
-function resultOf(outcomes: readonly ActionOutcome[]): Response['result'] {
+function resultOf(outcomes: readonly ActionOutcome[]): ActResponse['result'] {
   if (outcomes.some((o) => o.status === 'failed')) return 'failed';
   if (outcomes.some((o) => o.status === 'done')) return 'done';
   if (outcomes.some((o) => o.status === 'dry-run')) return 'dry-run';

@@ -300,12 +300,21 @@ t.test('accepts every delivery form of a Falco alert', async (t) => {
     },
     { name: 'the legacy falco.org source', headers: { ...lower(brokerHeaders('form-legacy')), 'ce-source': 'falco.org' }, body: falcoPayload() },
     { name: 'plain Falco JSON (Falcosidekick webhook)', headers: { 'content-type': 'application/json; charset=utf-8', 'user-agent': 'Falcosidekick' }, body: `${falcoPayload()}\n` },
+    {
+      name: 'plain Falco JSON from Falco http_output, no uuid, hostname or evt.time',
+      headers: { 'content-type': 'application/json' },
+      body: '{"output":"shell","priority":"Notice","rule":"Terminal shell in container","output_fields":{"container.id":"2d90926af63e","k8s.ns.name":"default","k8s.pod.name":"mysql-db-7d59548d75-g9msc"}}',
+    },
   ];
   for (const form of forms) {
     t.test(form.name, async (t) => {
       const { fake, drop } = await setup(t);
       const res = await drop.app.inject({ method: 'POST', url: '/', headers: form.headers, payload: form.body });
       t.equal(res.statusCode, form.name === 'a batch' ? 202 : 200, res.body);
+      if (form.name.startsWith('plain')) {
+        t.match(JSON.parse(res.body).alert, { cloudEvent: null, rule: 'Terminal shell in container' }, 'no CloudEvent to name');
+      }
+      if (form.name.includes('http_output')) t.match(JSON.parse(res.body).alert, { uuid: null, hostname: null, evtTime: null, time: null });
       t.notOk(fake.pods.has('default/mysql-db-7d59548d75-g9msc'), 'the pod is deleted');
     });
   }
@@ -381,6 +390,9 @@ t.test('health and readiness', async (t) => {
   t.equal(health.statusCode, 200);
   const ready = await drop.app.inject({ method: 'GET', url: '/readyz' });
   t.same(JSON.parse(ready.body), { status: 'ready', dryRun: true, dryRunReason: 'no cluster' });
+  const { drop: live } = await setup(t);
+  const acting = await live.app.inject({ method: 'GET', url: '/readyz' });
+  t.same(JSON.parse(acting.body), { status: 'ready', dryRun: false, dryRunReason: null });
 });
 
 t.test('closing finishes the request in flight, asks keep-alive clients to go, and turns new work away to be retried', async (t) => {
@@ -395,17 +407,23 @@ t.test('closing finishes the request in flight, asks keep-alive clients to go, a
   const head = (id: string) => `POST / HTTP/1.1\r\nHost: drop\r\nContent-Type: application/json\r\nCe-Specversion: 1.0\r\nCe-Id: ${id}\r\nCe-Source: https://falco.org\r\nCe-Type: falco.rule.output.v1\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n`;
   // A keep-alive client (queue-proxy) with a request in flight when SIGTERM arrives.
   const inFlight = sendRaw(port, Buffer.from(`${head('in-flight')}\r\n${payload}`));
-  // Another connection whose request has started arriving.
+  // Other connections whose requests have started arriving.
   const late = net.connect(port, '127.0.0.1');
-  await once(late, 'connect');
+  const probe = net.connect(port, '127.0.0.1');
+  await Promise.all([once(late, 'connect'), once(probe, 'connect')]);
   late.write(head('late'));
+  probe.write('GET /readyz HTTP/1.1\r\nHost: drop\r\n');
   await new Promise((resolve) => setTimeout(resolve, 100));
   const started = Date.now();
   const closed = drop.close();
   late.end(`Connection: close\r\n\r\n${payload}`);
+  probe.end('Connection: close\r\n\r\n');
   const chunks: Buffer[] = [];
+  const probeChunks: Buffer[] = [];
   late.on('data', (c: Buffer) => chunks.push(c));
-  await once(late, 'close');
+  probe.on('data', (c: Buffer) => probeChunks.push(c));
+  await Promise.all([once(late, 'close'), once(probe, 'close')]);
+  t.match(Buffer.concat(probeChunks).toString('utf8'), /^HTTP\/1.1 503[^]*"status":"closing"/, 'not ready while closing');
   const first = await inFlight;
   await closed;
   t.equal(first.status, 200, 'the request in flight completes');
@@ -429,4 +447,33 @@ t.test('an unexpected failure is a 500 the Broker retries, and is logged', async
   t.ok(res.headers['retry-after']);
   t.ok(drop.logs.some((l) => l.level === 50 && /unexpected/.test(String(l.msg))));
   t.ok(original);
+});
+
+t.test('logs how old the alert is, from its time', async (t) => {
+  const { drop } = await setup(t);
+  await deliver(drop, falcoPayload({ time: '2025-06-12T09:21:07Z' }));
+  const plain = JSON.parse(falcoPayload({ fields: { 'evt.time': 1 } })) as Record<string, unknown>;
+  delete plain.time;
+  await deliver(drop, JSON.stringify(plain));
+  await deliver(drop, falcoPayload({ time: 'yesterday' }));
+  t.same(drop.logs.filter((l) => l.decision !== undefined).map((l) => l.alertAgeMs), [1000, undefined, undefined]);
+});
+
+t.test('checks the alert container id against init and ephemeral containers too', async (t) => {
+  const { fake, drop } = await setup(t);
+  const pod = makePod('default', 'debugged', 'uid-d');
+  (pod.status as Record<string, unknown>).ephemeralContainerStatuses = [{ name: 'debugger', containerID: `cri-o://${'abcdef123456'.padEnd(64, '7')}`, ready: false, restartCount: 0, image: 'busybox', imageID: 'x' }];
+  fake.addPod(pod);
+  const res = await deliver(drop, falcoPayload({ fields: { 'k8s.pod.name': 'debugged', 'container.id': 'ABCDEF123456' } }));
+  t.equal(res.statusCode, 200, 'a shell in a kubectl debug container is the pod raising the alert');
+  const pending = makePod('default', 'pending', 'uid-p');
+  pending.status = { phase: 'Pending', containerStatuses: [{ name: 'main', ready: false, restartCount: 0, image: 'mysql:8', imageID: '' }] };
+  fake.addPod(pending);
+  const none = await deliver(drop, falcoPayload({ fields: { 'k8s.pod.name': 'pending' } }));
+  t.equal(none.statusCode, 202, 'a pod with no started container cannot be the one that raised it');
+  const fresh = makePod('default', 'fresh', 'uid-f') as Partial<ReturnType<typeof makePod>>;
+  delete fresh.status;
+  fake.addPod(fresh as ReturnType<typeof makePod>);
+  t.equal((await deliver(drop, falcoPayload({ fields: { 'k8s.pod.name': 'fresh' } }))).statusCode, 202, 'nor a pod with no status yet');
+  t.ok(fake.pods.has('default/pending'));
 });

@@ -21,7 +21,6 @@ export const deleteAction: ActionModule = {
   async run(context, parameters) {
     const grace = (parameters.gracePeriodSeconds as number | undefined) ?? context.defaults.gracePeriodSeconds;
     const ref = podRef(context.target);
-    const uid = context.pod?.metadata?.uid ?? context.target.uid;
     if (!context.kube) {
       return { action: 'delete', status: 'dry-run', reason: `would delete pod ${ref} (grace ${grace}s; no cluster, not checked)` };
     }
@@ -29,7 +28,8 @@ export const deleteAction: ActionModule = {
       apiVersion: 'v1',
       kind: 'DeleteOptions',
       gracePeriodSeconds: grace,
-      ...(uid ? { preconditions: { uid } } : {}),
+      // The UID read just before: a pod that took the name since is answered 409, never deleted.
+      preconditions: { uid: context.pod?.metadata?.uid },
       ...(context.dryRun ? { dryRun: ['All'] } : {}),
     };
     try {

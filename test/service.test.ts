@@ -1,0 +1,162 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { FakeKube, makePod } from './helpers/fake-kube.ts';
+import { loadRequestFixture, sendRaw } from './helpers/http.ts';
+
+const root = new URL('..', import.meta.url).pathname;
+
+interface Service {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly lines: Record<string, unknown>[];
+  stderr(): string;
+}
+
+/**
+ * Starts the built service and waits for it to listen: `npm start` as a user types it, or
+ * `node dist/main.js` as the image runs it (npm itself dies by the signal, so only the latter
+ * shows the service's own exit code).
+ */
+async function start(t: Test, env: Record<string, string>, how: 'npm start' | 'node' = 'node'): Promise<Service> {
+  const home = mkdtempSync(join(tmpdir(), 'drop-home-'));
+  const [command, args] = how === 'npm start' ? ['npm', ['start', '--silent']] : [process.execPath, ['dist/main.js']];
+  const child = spawn(command, args as string[], {
+    cwd: root,
+    env: { PATH: process.env.PATH, HOME: home, PORT: '0', DROP_HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // npm does not pass SIGTERM on to the service; a terminal's Ctrl-C signals the whole group.
+    detached: how === 'npm start',
+  });
+  const lines: Record<string, unknown>[] = [];
+  let err = '';
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    let buffered = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = JSON.parse(buffered.slice(0, newline)) as Record<string, unknown>;
+        buffered = buffered.slice(newline + 1);
+        lines.push(line);
+        const found = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(String(line.msg));
+        if (found) resolve(Number(found[1]));
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`exited ${code} before listening: ${err}`)));
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(how === 'npm start' ? -(child.pid as number) : (child.pid as number), 'SIGKILL');
+  });
+  return { child, port, lines, stderr: () => err };
+}
+
+/** SIGTERM to the service (as Kubernetes sends it), or SIGINT to npm's whole group (Ctrl-C). */
+async function stop(service: Service, signal: 'SIGTERM' | 'SIGINT' = 'SIGTERM'): Promise<number | null> {
+  const exited = once(service.child, 'exit');
+  if (signal === 'SIGINT') process.kill(-(service.child.pid as number), 'SIGINT');
+  else service.child.kill('SIGTERM');
+  const [code] = (await exited) as [number | null];
+  return code;
+}
+
+t.test('with no cluster, `npm start` runs in dry-run and says why in one line', async (t) => {
+  const service = await start(t, {}, 'npm start');
+  const dry = service.lines.filter((l) => /DRY-RUN/.test(String(l.msg)));
+  t.equal(dry.length, 1);
+  t.match(dry[0]?.msg, /no in-cluster service account and no kubeconfig/);
+  const health = await fetch(`http://127.0.0.1:${service.port}/healthz`);
+  t.equal(health.status, 200);
+  const webhook = loadRequestFixture('falcosidekick-webhook.http');
+  const res = await sendRaw(service.port, webhook.bytes);
+  t.equal(res.status, 200);
+  t.match(JSON.parse(res.body), { result: 'dry-run', target: { namespace: 'default', pod: 'mysql-db-7d59548d75-g9msc' } });
+  await stop(service, 'SIGINT');
+  t.ok(service.lines.some((l) => l.msg === 'stopped'), 'Ctrl-C stops the service cleanly');
+});
+
+t.test('pointed at a Kubernetes API, a Broker delivery deletes exactly that pod', async (t) => {
+  const fake = await new FakeKube().start();
+  t.teardown(() => fake.stop());
+  fake.addPod(makePod('default', 'mysql-db-7d59548d75-g9msc', 'uid-e2e'));
+  fake.addPod(makePod('default', 'mysql-db-7d59548d75-other', 'uid-other'));
+  const dir = mkdtempSync(join(tmpdir(), 'drop-kubeconfig-'));
+  writeFileSync(join(dir, 'config'), fake.kubeConfigYaml());
+  const service = await start(t, { KUBECONFIG: join(dir, 'config') });
+  t.ok(service.lines.some((l) => l.msg === 'acting on the cluster' && l.cluster === fake.url));
+
+  const delivery = loadRequestFixture('broker-delivery.http');
+  const res = await sendRaw(service.port, delivery.bytes);
+  t.equal(res.status, 200);
+  t.equal(res.headers['ce-type'], 'dev.falcodrop.response.v1');
+  t.match(res.body, /"evtTime":1749720067118402960/);
+  t.same(fake.mutations().map((r) => `${r.method} ${r.path}`), ['DELETE /api/v1/namespaces/default/pods/mysql-db-7d59548d75-g9msc']);
+  t.same([...fake.pods.keys()], ['default/mysql-db-7d59548d75-other'], 'only that pod');
+
+  // The Broker redelivers: answered from the first outcome, no second delete.
+  const again = await sendRaw(service.port, delivery.bytes);
+  t.equal(again.status, 200);
+  t.equal(again.headers['ce-id'], res.headers['ce-id']);
+  t.equal(fake.mutations().length, 1);
+
+  // SIGTERM with a request in flight: it completes, then the process exits 0.
+  fake.addPod(makePod('default', 'slow', 'uid-slow'));
+  fake.fail({ method: 'GET', path: /slow/, delayMs: 400, status: 200, body: { apiVersion: 'v1', kind: 'Pod', ...makePod('default', 'slow', 'uid-slow') } });
+  const slowBody = delivery.body.replace('mysql-db-7d59548d75-g9msc', 'slow');
+  const inFlight = fetch(`http://127.0.0.1:${service.port}/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'slow-1', 'ce-source': 'https://falco.org', 'ce-type': 'falco.rule.output.v1' },
+    body: slowBody,
+  });
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  const code = stop(service);
+  const slow = await inFlight;
+  t.equal(slow.status, 200, 'the request in flight is finished');
+  t.equal(await code, 0);
+  t.notOk(fake.pods.has('default/slow'));
+  const logged = service.lines.filter((l) => l.decision === 'act').map((l) => [l.target, l.outcome, l.replayed]);
+  t.same(logged, [
+    ['default/mysql-db-7d59548d75-g9msc', 'done', false],
+    ['default/mysql-db-7d59548d75-g9msc', 'done', true],
+    ['default/slow', 'done', false],
+  ]);
+});
+
+t.test('DROP_DRY_RUN=true with a cluster: dry-run, and it says so', async (t) => {
+  const fake = await new FakeKube().start();
+  t.teardown(() => fake.stop());
+  const dir = mkdtempSync(join(tmpdir(), 'drop-kubeconfig-'));
+  writeFileSync(join(dir, 'config'), fake.kubeConfigYaml());
+  const service = await start(t, { KUBECONFIG: join(dir, 'config'), DROP_DRY_RUN: 'true' });
+  t.ok(service.lines.some((l) => /DRY-RUN.*DROP_DRY_RUN=true/.test(String(l.msg))));
+  t.equal(await stop(service), 0);
+});
+
+t.test('an invalid policy stops startup with every problem and its place', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'drop-policy-'));
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, 'rules:\n  - name: a\n    match:\n      priority: ">=Loud"\n    actions:\n      - action: explode\n    extra: 1\n');
+  const child = spawn(process.execPath, ['dist/main.js'], { cwd: root, env: { PATH: process.env.PATH, DROP_POLICY: file, HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const [code] = (await once(child, 'exit')) as [number];
+  t.equal(code, 1);
+  t.match(err, `invalid policy ${file} (3 problems)`);
+  t.match(err, `${file}:7:5 /rules/0/extra: unknown key "extra"`);
+  t.match(err, `${file}:4:7 /rules/0/match/priority`);
+  t.match(err, `${file}:6:9 /rules/0/actions/0/action: unknown action "explode"`);
+});
+
+t.test('invalid settings stop startup and name each one', async (t) => {
+  const child = spawn(process.execPath, ['dist/main.js'], { cwd: root, env: { PATH: process.env.PATH, PORT: 'eighty', DROP_DRY_RUN: 'maybe' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const [code] = (await once(child, 'exit')) as [number];
+  t.equal(code, 1);
+  t.match(err, /PORT=eighty: must be a whole number/);
+  t.match(err, /DROP_DRY_RUN=maybe: must be true or false/);
+});
