@@ -25,7 +25,7 @@ export interface IncomingEvent {
   readonly context: EventContext | undefined;
   /** The event data: parsed JSON, a string for non-JSON text, or undefined when absent. */
   readonly data: Json | undefined;
-  /** Identity for redelivery: CloudEvent source + id, else the Falco uuid, else a body hash. */
+  /** Identity for redelivery: CloudEvent source + id, else (plain payloads) a hash of the body. */
   readonly key: string;
 }
 
@@ -162,9 +162,13 @@ function fromStructured(value: Json, mode: 'structured' | 'batch', where: string
   return { mode, context, data, key: contextKey(context) };
 }
 
-function plainKey(data: Json, body: string): string {
-  const uuid = isRecord(data) && typeof data.uuid === 'string' && data.uuid !== '' ? data.uuid : undefined;
-  return uuid ? `falco\u0000${uuid}` : `sha256\u0000${createHash('sha256').update(body).digest('hex')}`;
+/**
+ * A plain payload has no CloudEvent id. Its senders (Falco's http_output, Falcosidekick's
+ * webhook) never retry, so only a byte-identical resend is the same delivery: a payload with a
+ * reused or forged `uuid` but other content is another alert and is decided on its own.
+ */
+function plainKey(body: string): string {
+  return `sha256\u0000${createHash('sha256').update(body).digest('hex')}`;
 }
 
 /**
@@ -193,5 +197,5 @@ export function parseDelivery(headers: Headers, body: string): IncomingEvent[] {
   }
   // A structured event sent without its media type (e.g. no Content-Type at all).
   if (isRecord(value) && typeof value.specversion === 'string') return [fromStructured(value, 'structured', 'structured-mode event')];
-  return [{ mode: 'plain', context: undefined, data: value, key: plainKey(value, body) }];
+  return [{ mode: 'plain', context: undefined, data: value, key: plainKey(body) }];
 }
