@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import {
   ApiException,
   CoreV1Api,
+  EventsV1Api,
   KubeConfig,
+  NetworkingV1Api,
   ServerConfiguration,
   createConfiguration,
   type RequestContext,
@@ -63,6 +65,8 @@ export interface KubeClientOptions {
 /** The Kubernetes API as the actions use it: the client's typed APIs, sharing one connection pool. */
 export interface KubeClient {
   readonly core: CoreV1Api;
+  readonly networking: NetworkingV1Api;
+  readonly events: EventsV1Api;
   readonly kubeConfig: KubeConfig;
   close(): void;
 }
@@ -101,6 +105,8 @@ export function createKubeClient(kubeConfig: KubeConfig, options: KubeClientOpti
   });
   return {
     core: new CoreV1Api(configuration),
+    networking: new NetworkingV1Api(configuration),
+    events: new EventsV1Api(configuration),
     kubeConfig,
     close: () => shared?.destroy(),
   };
