@@ -114,6 +114,7 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert): Pro
       target,
       pod,
       alert,
+      ruleName: rule.name,
       dryRun: options.dryRun || rule.dryRun,
       retryAfterSeconds: options.retryAfterSeconds,
       defaults: { gracePeriodSeconds: options.gracePeriodSeconds },

@@ -19,6 +19,8 @@ export interface ActionContext {
   /** The pod as read just before acting (its UID is the one every mutation is bound to). */
   readonly pod: V1Pod | undefined;
   readonly alert: FalcoAlert;
+  /** The response rule that asked for this action (for Events, names and logs). */
+  readonly ruleName: string;
   readonly dryRun: boolean;
   /** Seconds for Retry-After on retryable failures. */
   readonly retryAfterSeconds: number;
@@ -35,6 +37,8 @@ export interface ActionModule {
   readonly description: string;
   readonly parameters: Readonly<Record<string, unknown>>;
   readonly permissions: readonly Permission[];
+  /** Counts against the service-wide budget of destructive actions per minute. */
+  readonly destructive: boolean;
   run(context: ActionContext, parameters: Readonly<Record<string, unknown>>): Promise<ActionOutcome>;
 }
 

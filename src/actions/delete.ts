@@ -18,6 +18,7 @@ export const deleteAction: ActionModule = {
     },
   },
   permissions: [{ apiGroup: '', resource: 'pods', verbs: ['delete'] }],
+  destructive: true,
   async run(context, parameters) {
     const grace = (parameters.gracePeriodSeconds as number | undefined) ?? context.defaults.gracePeriodSeconds;
     const ref = podRef(context.target);
