@@ -8,13 +8,8 @@ import { RedeliveryMemory } from './redelivery.ts';
 import { buildReply, buildReplyData } from './reply.ts';
 import { respond, type Response, type ResponderOptions } from './responder.ts';
 
-export interface Clock {
-  now(): Date;
-}
-
 export interface AppOptions {
   readonly logger: Logger;
-  readonly clock: Clock;
   readonly responder: ResponderOptions;
   /** The `source` of reply events, e.g. /falco-drop/<namespace>/<service>. */
   readonly replySource: string;
@@ -110,7 +105,7 @@ export function buildApp(options: AppOptions) {
     }
     const alert = parsed;
     const { result, replayed } = await memory.once(event.key, async () => {
-      const response = await respond(options.responder, alert);
+      const response = await respond(options.responder, alert, context?.time);
       if (response.decision === 'skip') return { status: 202, headers: {}, body: undefined, response };
       const data = buildReplyData(response, alert, context);
       if (response.result === 'failed') {
@@ -128,7 +123,7 @@ export function buildApp(options: AppOptions) {
         rule: alert.rule,
         priority: alert.priority,
         source: alert.source,
-        alertAgeMs: time === undefined ? undefined : options.clock.now().getTime() - time,
+        alertAgeMs: time === undefined ? undefined : options.responder.clock.now().getTime() - time,
         evtTime: alert.outputFields['evt.time'],
         target: response.target ? `${response.target.namespace}/${response.target.name}` : undefined,
         rules: response.rules,

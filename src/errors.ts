@@ -21,6 +21,8 @@ export const errorStatus = {
   DROP_K8S_THROTTLED: 429,
   /** The Kubernetes API refused in a way retrying cannot fix (403 RBAC, 422 invalid, 400). */
   DROP_K8S_REJECTED: 422,
+  /** The service-wide budget of destructive actions per minute is spent: retry later. */
+  DROP_BUDGET_EXCEEDED: 429,
   /** An action failed in a way retrying cannot fix; the outcomes say which and why. */
   DROP_ACTION_FAILED: 422,
   /** The service is shutting down and takes no new work: retry elsewhere. */

@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { buildApp } from './app.ts';
 import { findKubeConfig, createKubeClient, serviceAccountDir } from './kube.ts';
 import { loadPolicy } from './policy.ts';
+import { Cooldowns, DestructiveBudget } from './guards.ts';
 import { buildProtectedNamespaces } from './protection.ts';
 import { parseSettings } from './settings.ts';
 
@@ -18,11 +19,11 @@ async function main(): Promise<void> {
   const found = findKubeConfig({ env: process.env, homeDir: homedir(), serviceAccountDir });
   const kube = found.kubeConfig ? createKubeClient(found.kubeConfig, { timeoutMs: settings.apiTimeoutMs }) : undefined;
   const namespace = settings.namespace ?? (found.kubeConfig ? found.namespace : undefined);
+  const clock = { now: () => new Date() };
   const dryRunReason = settings.dryRun ? 'DROP_DRY_RUN=true' : found.kubeConfig ? undefined : found.reason;
 
   const app = buildApp({
     logger,
-    clock: { now: () => new Date() },
     replySource: `/falco-drop/${namespace ?? 'local'}/${settings.service}`,
     redelivery: { max: settings.redeliveryMax, ttlMs: settings.redeliveryTtlSeconds * 1000 },
     dryRunReason,
@@ -33,6 +34,9 @@ async function main(): Promise<void> {
       protectedNamespaces: buildProtectedNamespaces(policy.protectedNamespaces, namespace),
       gracePeriodSeconds: settings.gracePeriodSeconds,
       retryAfterSeconds: settings.retryAfterSeconds,
+      clock,
+      cooldowns: new Cooldowns(clock),
+      budget: new DestructiveBudget(clock, policy.guards.destructivePerMinute),
     },
   });
 

@@ -1,9 +1,14 @@
 import { readFile } from 'node:fs/promises';
-import { Ajv, type ErrorObject } from 'ajv';
-import { LineCounter, isMap, isSeq, parseDocument, type Document, type Node } from 'yaml';
-import type { FalcoAlert } from './falco.ts';
-import { matchesPriority, parsePriorityCondition, type PriorityCondition } from './priority-expression.ts';
+import { Ajv } from 'ajv';
+import { LineCounter, parseDocument } from 'yaml';
 import { actionModules } from './actions/index.ts';
+import type { FalcoAlert } from './falco.ts';
+import { matchMismatch, type FieldCondition, type Match } from './match.ts';
+import { parsePriorityCondition, type PriorityCondition } from './priority-expression.ts';
+import { PolicyError, ProblemList, describeSchemaError, type PolicyProblem } from './policy-problems.ts';
+import { policySchema } from './policy-schema.ts';
+
+export { PolicyError, type PolicyProblem } from './policy-problems.ts';
 
 /** One step of a response rule's action chain. */
 export interface ActionStep {
@@ -11,12 +16,6 @@ export interface ActionStep {
   readonly parameters: Readonly<Record<string, unknown>>;
   /** Run the next steps even when this one fails. */
   readonly continueOnError: boolean;
-}
-
-export interface Match {
-  /** Falco rule names; empty means any rule. */
-  readonly rules: readonly string[];
-  readonly priority: PriorityCondition | undefined;
 }
 
 /** A response rule: which alerts, and what to do about them. */
@@ -27,6 +26,15 @@ export interface ResponseRule {
   readonly dryRun: boolean;
   /** When false, a match stops the evaluation of later rules. */
   readonly continue: boolean;
+  /** One response per (rule, pod) within this many seconds. */
+  readonly cooldownSeconds: number;
+}
+
+/** Guard rails: tunable within bounds, never off. */
+export interface Guards {
+  readonly cooldownSeconds: number;
+  readonly destructivePerMinute: number;
+  readonly maxAlertAgeSeconds: number;
 }
 
 export interface Policy {
@@ -35,27 +43,10 @@ export interface Policy {
   readonly rules: readonly ResponseRule[];
   /** Namespaces the policy adds to the built-in protected ones (never removes). */
   readonly protectedNamespaces: readonly string[];
+  readonly guards: Guards;
 }
 
-export interface PolicyProblem {
-  /** JSON-pointer-like path in the document: /rules/0/match/priority. */
-  readonly path: string;
-  /** 1-based line and column in the file, when known. */
-  readonly line: number | undefined;
-  readonly column: number | undefined;
-  readonly message: string;
-}
-
-/** An invalid policy: every problem, with its place in the file. */
-export class PolicyError extends Error {
-  readonly problems: readonly PolicyProblem[];
-  constructor(origin: string, problems: readonly PolicyProblem[]) {
-    const lines = problems.map((p) => `  ${origin}${p.line ? `:${p.line}:${p.column}` : ''} ${p.path || '/'}: ${p.message}`);
-    super(`invalid policy ${origin} (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${lines.join('\n')}`);
-    this.name = 'PolicyError';
-    this.problems = problems;
-  }
-}
+export const defaultGuards: Guards = { cooldownSeconds: 60, destructivePerMinute: 30, maxAlertAgeSeconds: 900 };
 
 /** The original falco-drop's behaviour: delete the pod on "Terminal shell in container". */
 export const defaultPolicyYaml = `rules:
@@ -66,115 +57,44 @@ export const defaultPolicyYaml = `rules:
       - action: delete
 `;
 
-const namespacePattern = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
-
-const schema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['rules'],
-  properties: {
-    protectedNamespaces: { type: 'array', items: { type: 'string', pattern: namespacePattern, maxLength: 63 } },
-    rules: {
-      type: 'array',
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['name', 'match', 'actions'],
-        properties: {
-          name: { type: 'string', minLength: 1 },
-          match: {
-            type: 'object',
-            additionalProperties: false,
-            properties: {
-              rules: { type: 'array', items: { type: 'string', minLength: 1 } },
-              priority: { type: 'string' },
-            },
-          },
-          actions: {
-            type: 'array',
-            minItems: 1,
-            items: {
-              type: 'object',
-              additionalProperties: false,
-              required: ['action'],
-              properties: {
-                action: { type: 'string' },
-                parameters: { type: 'object' },
-                continueOnError: { type: 'boolean' },
-              },
-            },
-          },
-          dryRun: { type: 'boolean' },
-          continue: { type: 'boolean' },
-        },
-      },
-    },
-  },
-} as const;
-
 const ajv = new Ajv({ allErrors: true, strict: true });
-const validateShape = ajv.compile(schema);
+const validateShape = ajv.compile(policySchema);
 const validateParameters = new Map([...actionModules].map(([name, module]) => [name, ajv.compile(module.parameters)]));
 
-interface RawStep {
-  action: string;
-  parameters?: Record<string, unknown>;
-  continueOnError?: boolean;
+type Scalar = string | number | boolean;
+interface RawMatch {
+  rules?: string[];
+  priority?: string;
+  tags?: { anyOf?: string[]; allOf?: string[] };
+  source?: string | string[];
+  outputFields?: ({ field: string } & Record<string, Scalar | Scalar[]>)[];
+  namespaces?: { include?: string[]; exclude?: string[] };
+  anyOf?: RawMatch[];
 }
 interface RawRule {
   name: string;
-  match: { rules?: string[]; priority?: string };
-  actions: RawStep[];
+  match: RawMatch;
+  actions: { action: string; parameters?: Record<string, unknown>; continueOnError?: boolean }[];
   dryRun?: boolean;
   continue?: boolean;
+  cooldownSeconds?: number;
 }
 interface RawPolicy {
   rules: RawRule[];
   protectedNamespaces?: string[];
-}
-
-function describe(error: ErrorObject): { path: string; message: string } {
-  const { params } = error;
-  switch (error.keyword) {
-    case 'additionalProperties':
-      return { path: `${error.instancePath}/${params.additionalProperty}`, message: `unknown key "${params.additionalProperty}"` };
-    case 'required':
-      return { path: error.instancePath, message: `missing required key "${params.missingProperty}"` };
-    default:
-      return { path: error.instancePath, message: error.message ?? error.keyword };
-  }
-}
-
-class ProblemList {
-  readonly problems: PolicyProblem[] = [];
-  constructor(
-    private readonly document: Document,
-    private readonly lines: LineCounter,
-  ) {}
-
-  add(path: string, message: string): void {
-    const keys = path.split('/').slice(1).map((k) => (/^\d+$/.test(k) ? Number(k) : k));
-    const position = this.position(keys);
-    this.problems.push({ path, line: position?.line, column: position?.col, message });
-  }
-
-  /** Where a path is written: a map entry's key, a list item, else the nearest ancestor. */
-  private position(keys: (string | number)[]): { line: number; col: number } | undefined {
-    for (let n = keys.length; n > 0; n--) {
-      const parent = n === 1 ? this.document.contents : this.document.getIn(keys.slice(0, n - 1), true);
-      const key = keys[n - 1];
-      let node: Node | undefined;
-      if (isMap(parent)) node = parent.items.find((pair) => (pair.key as { value?: unknown }).value === key)?.key as Node | undefined;
-      else if (isSeq(parent) && typeof key === 'number') node = parent.items[key] as Node | undefined;
-      if (node?.range) return this.lines.linePos(node.range[0]);
-    }
-    const root = this.document.contents;
-    return root?.range ? this.lines.linePos(root.range[0]) : undefined;
-  }
+  guards?: Partial<Guards>;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Every `priority` in a match and its alternatives, with its path. */
+function priorities(match: unknown, at: string): { path: string; value: string }[] {
+  if (!isRecord(match)) return [];
+  const own = typeof match.priority === 'string' ? [{ path: `${at}/priority`, value: match.priority }] : [];
+  const alternatives = Array.isArray(match.anyOf) ? match.anyOf.flatMap((m: unknown, i) => priorities(m, `${at}/anyOf/${i}`)) : [];
+  return [...own, ...alternatives];
 }
 
 /**
@@ -193,10 +113,9 @@ function checkSemantics(value: unknown, problems: ProblemList): void {
       if (earlier !== undefined) problems.add(`${at}/name`, `duplicate rule name "${rule.name}" (also /rules/${earlier})`);
       else names.set(rule.name, i);
     }
-    const priority = isRecord(rule.match) ? rule.match.priority : undefined;
-    if (typeof priority === 'string') {
-      const parsed = parsePriorityCondition(priority);
-      if (typeof parsed === 'string') problems.add(`${at}/match/priority`, parsed);
+    for (const { path, value: text } of priorities(rule.match, `${at}/match`)) {
+      const parsed = parsePriorityCondition(text);
+      if (typeof parsed === 'string') problems.add(path, parsed);
     }
     const steps = Array.isArray(rule.actions) ? rule.actions : [];
     steps.forEach((step: unknown, j) => {
@@ -208,32 +127,63 @@ function checkSemantics(value: unknown, problems: ProblemList): void {
       }
       if (!isRecord(step.parameters) || validate(step.parameters)) return;
       for (const error of validate.errors ?? []) {
-        const { path, message } = describe(error);
+        const { path, message } = describeSchemaError(error);
         problems.add(`${at}/actions/${j}/parameters${path}`, message);
       }
     });
   });
 }
 
+function buildFieldCondition(raw: { field: string } & Record<string, Scalar | Scalar[]>): FieldCondition {
+  const { field, ...rest } = raw;
+  const [op, value] = Object.entries(rest)[0] as [string, Scalar | Scalar[]];
+  if (op === 'oneOf') return { field, oneOf: (value as Scalar[]).map(String) };
+  return { field, [op]: String(value) } as FieldCondition;
+}
+
+function buildMatch(raw: RawMatch): Match {
+  return {
+    ...(raw.rules ? { rules: raw.rules } : {}),
+    ...(raw.priority !== undefined ? { priority: parsePriorityCondition(raw.priority) as PriorityCondition } : {}),
+    ...(raw.tags ? { tags: raw.tags } : {}),
+    ...(raw.source !== undefined ? { source: typeof raw.source === 'string' ? [raw.source] : raw.source } : {}),
+    ...(raw.outputFields ? { outputFields: raw.outputFields.map(buildFieldCondition) } : {}),
+    ...(raw.namespaces ? { namespaces: raw.namespaces } : {}),
+    ...(raw.anyOf ? { anyOf: raw.anyOf.map(buildMatch) } : {}),
+  };
+}
+
 function build(raw: RawPolicy, origin: string): Policy {
+  const guards = { ...defaultGuards, ...raw.guards };
   return {
     origin,
     protectedNamespaces: raw.protectedNamespaces ?? [],
+    guards,
     rules: raw.rules.map((rule) => ({
       name: rule.name,
-      match: {
-        rules: rule.match.rules ?? [],
-        priority: rule.match.priority === undefined ? undefined : (parsePriorityCondition(rule.match.priority) as PriorityCondition),
-      },
-      actions: rule.actions.map((step) => ({
-        action: step.action,
-        parameters: step.parameters ?? {},
-        continueOnError: step.continueOnError ?? false,
-      })),
+      match: buildMatch(rule.match),
+      actions: rule.actions.map((step) => ({ action: step.action, parameters: step.parameters ?? {}, continueOnError: step.continueOnError ?? false })),
       dryRun: rule.dryRun ?? false,
       continue: rule.continue ?? true,
+      cooldownSeconds: rule.cooldownSeconds ?? guards.cooldownSeconds,
     })),
   };
+}
+
+/**
+ * Validates a policy given as a plain object (drop's format, or a Talon file converted to it)
+ * and builds it; throws PolicyError listing every problem. `problems` places them in the file.
+ */
+export function policyFromObject(value: unknown, origin: string, problems = new ProblemList(undefined, undefined)): Policy {
+  if (!validateShape(value)) {
+    for (const error of validateShape.errors ?? []) {
+      const { path, message } = describeSchemaError(error);
+      problems.add(path, message);
+    }
+  }
+  checkSemantics(value, problems);
+  if (problems.problems.length > 0) throw new PolicyError(origin, problems.sorted());
+  return build(value as RawPolicy, origin);
 }
 
 /** Parses and validates a policy document; throws PolicyError listing every problem. */
@@ -241,28 +191,13 @@ export function parsePolicy(text: string, origin: string): Policy {
   const lines = new LineCounter();
   const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (document.errors.length > 0) {
-    throw new PolicyError(
-      origin,
-      document.errors.map((e) => {
-        const position = lines.linePos(e.pos[0]);
-        return { path: '', line: position.line, column: position.col, message: e.message.split('\n')[0] as string };
-      }),
-    );
+    const problems: PolicyProblem[] = document.errors.map((e) => {
+      const position = lines.linePos(e.pos[0]);
+      return { path: '', line: position.line, column: position.col, message: e.message.split('\n')[0] as string };
+    });
+    throw new PolicyError(origin, problems);
   }
-  const problems = new ProblemList(document, lines);
-  const value: unknown = document.toJS();
-  if (!validateShape(value)) {
-    for (const error of validateShape.errors ?? []) {
-      const { path, message } = describe(error);
-      problems.add(path, message);
-    }
-  }
-  checkSemantics(value, problems);
-  if (problems.problems.length > 0) {
-    const ordered = [...problems.problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
-    throw new PolicyError(origin, ordered);
-  }
-  return build(value as RawPolicy, origin);
+  return policyFromObject(document.toJS(), origin, new ProblemList(document, lines));
 }
 
 /** Reads the policy file, or the built-in default when no path is given. */
@@ -277,20 +212,28 @@ export async function loadPolicy(path: string | undefined): Promise<Policy> {
   return parsePolicy(text, path);
 }
 
-/** True when the alert meets every condition of the match. */
-export function matchesRule(match: Match, alert: FalcoAlert): boolean {
-  if (match.rules.length > 0 && !match.rules.includes(alert.rule)) return false;
-  if (match.priority && !matchesPriority(match.priority, alert.priority)) return false;
-  return true;
+/** How each response rule fared for one alert, in evaluation order. */
+export interface RuleEvaluation {
+  readonly rule: ResponseRule;
+  /** Undefined when the rule matches; else why not. */
+  readonly mismatch: string | undefined;
+}
+
+/**
+ * Evaluates the rules in file order; a matching rule with `continue: false` stops evaluation.
+ * `namespace` is the target pod's namespace (for `namespaces` conditions).
+ */
+export function evaluateRules(policy: Policy, alert: FalcoAlert, namespace: string | undefined): RuleEvaluation[] {
+  const evaluations: RuleEvaluation[] = [];
+  for (const rule of policy.rules) {
+    const mismatch = matchMismatch(rule.match, alert, namespace);
+    evaluations.push({ rule, mismatch });
+    if (mismatch === undefined && !rule.continue) break;
+  }
+  return evaluations;
 }
 
 /** The response rules that apply to an alert, in file order, up to the first that stops evaluation. */
-export function selectRules(policy: Policy, alert: FalcoAlert): ResponseRule[] {
-  const selected: ResponseRule[] = [];
-  for (const rule of policy.rules) {
-    if (!matchesRule(rule.match, alert)) continue;
-    selected.push(rule);
-    if (!rule.continue) break;
-  }
-  return selected;
+export function selectRules(policy: Policy, alert: FalcoAlert, namespace: string | undefined): ResponseRule[] {
+  return evaluateRules(policy, alert, namespace).flatMap((e) => (e.mismatch === undefined ? [e.rule] : []));
 }

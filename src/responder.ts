@@ -1,4 +1,4 @@
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type { ActionOutcome } from './actions/action.ts';
 import { actionModules } from './actions/index.ts';
 import { DropError } from './errors.ts';
@@ -6,6 +6,7 @@ import type { FalcoAlert } from './falco.ts';
 import { isApiStatus, kubeFailure, type KubeClient } from './kube.ts';
 import { selectRules, type Policy, type ResponseRule } from './policy.ts';
 import { selectTarget, type PodTarget } from './target.ts';
+import { optOutKey, optedOut, type Clock, type Cooldowns, type DestructiveBudget } from './guards.ts';
 
 export interface ResponderOptions {
   readonly policy: Policy;
@@ -16,6 +17,10 @@ export interface ResponderOptions {
   readonly protectedNamespaces: ReadonlySet<string>;
   readonly gracePeriodSeconds: number;
   readonly retryAfterSeconds: number;
+  readonly clock: Clock;
+  /** Per (rule, pod) cooldowns and the destructive budget: state shared by every request. */
+  readonly cooldowns: Cooldowns;
+  readonly budget: DestructiveBudget;
 }
 
 interface ResponseCommon {
@@ -78,6 +83,16 @@ async function readPod(kube: KubeClient, target: PodTarget, retryAfterSeconds: n
   }
 }
 
+/** The namespace's labels and annotations (for the opt-out), or undefined when it is gone. */
+async function readNamespace(kube: KubeClient, name: string, retryAfterSeconds: number): Promise<V1Namespace | undefined> {
+  try {
+    return await kube.core.readNamespace({ name });
+  } catch (error) {
+    if (isApiStatus(error, 404)) return undefined;
+    throw kubeFailure(error, `read namespace ${name}`, retryAfterSeconds);
+  }
+}
+
 function resultOf(outcomes: readonly ActionOutcome[]): ActResponse['result'] {
   if (outcomes.some((o) => o.status === 'failed')) return 'failed';
   if (outcomes.some((o) => o.status === 'done')) return 'done';
@@ -85,30 +100,73 @@ function resultOf(outcomes: readonly ActionOutcome[]): ActResponse['result'] {
   return 'skipped';
 }
 
+/** How old the alert is, in seconds, from its own time (else the CloudEvent's), if known. */
+function alertAgeSeconds(alert: FalcoAlert, eventTime: string | undefined, clock: Clock): number | undefined {
+  const ms = Date.parse(alert.time ?? eventTime ?? '');
+  return Number.isNaN(ms) ? undefined : (clock.now().getTime() - ms) / 1000;
+}
+
+/** Checks on the live pod: still there, the same pod, not opted out. A reason to skip, or the pod. */
+async function checkPod(options: ResponderOptions, kube: KubeClient, target: PodTarget): Promise<V1Pod | string> {
+  const pod = await readPod(kube, target, options.retryAfterSeconds);
+  if (!pod) return `pod ${target.namespace}/${target.name} is already gone`;
+  const mismatch = identityMismatch(target, pod);
+  if (mismatch) return mismatch;
+  if (optedOut(pod.metadata?.labels, pod.metadata?.annotations)) return `pod ${target.namespace}/${target.name} opted out (${optOutKey}: "true")`;
+  const namespace = await readNamespace(kube, target.namespace, options.retryAfterSeconds);
+  if (!namespace) return `namespace ${target.namespace} is gone`;
+  if (optedOut(namespace.metadata?.labels, namespace.metadata?.annotations)) return `namespace ${target.namespace} opted out (${optOutKey}: "true")`;
+  return pod;
+}
+
 /**
- * Decides what to do about one alert and does it: the matching response rules, the target pod,
- * the protection floor, the pod's identity, then each rule's actions in order. Outcomes are
- * values; only a failure the Broker should retry is thrown (as a retryable DropError).
+ * Decides what to do about one alert and does it. The order, each step able to end it with a
+ * reason: matching response rules (file order); the target pod; the protected namespaces; the
+ * alert's age; the live pod (gone, not the same pod, opted out, its namespace opted out); each
+ * rule's cooldown for this pod; the destructive budget (429, retried); then each rule's actions
+ * in order. Outcomes are values; only a failure the Broker should retry is thrown.
  */
-export async function respond(options: ResponderOptions, alert: FalcoAlert): Promise<Response> {
-  const rules = selectRules(options.policy, alert);
+export async function respond(options: ResponderOptions, alert: FalcoAlert, eventTime?: string): Promise<Response> {
   const selection = selectTarget(alert);
+  const rules = selectRules(options.policy, alert, selection.target?.namespace);
   const dryRun = options.dryRun || (rules.length > 0 && rules.every((r) => r.dryRun));
   if (rules.length === 0) return skip(`no response rule matches rule "${alert.rule}" at priority ${alert.priority}`, selection.target, rules, dryRun);
   if (!selection.target) return skip(selection.reason, undefined, rules, dryRun);
   const target = selection.target;
   if (options.protectedNamespaces.has(target.namespace)) return skip(`namespace ${target.namespace} is protected`, target, rules, dryRun);
+  const { maxAlertAgeSeconds } = options.policy.guards;
+  const age = alertAgeSeconds(alert, eventTime, options.clock);
+  if (age !== undefined && age > maxAlertAgeSeconds) {
+    return skip(`the alert is ${Math.round(age)} s old, older than ${maxAlertAgeSeconds} s: too late to act on`, target, rules, dryRun);
+  }
 
   let pod: V1Pod | undefined;
   if (options.kube) {
-    pod = await readPod(options.kube, target, options.retryAfterSeconds);
-    if (!pod) return skip(`pod ${target.namespace}/${target.name} is already gone`, target, rules, dryRun);
-    const mismatch = identityMismatch(target, pod);
-    if (mismatch) return skip(mismatch, target, rules, dryRun);
+    const checked = await checkPod(options, options.kube, target);
+    if (typeof checked === 'string') return skip(checked, target, rules, dryRun);
+    pod = checked;
+  }
+
+  const podKey = pod?.metadata?.uid ?? `${target.namespace}/${target.name}`;
+  const cooling = rules.map((rule) => ({ rule, remaining: options.cooldowns.remaining(rule.name, podKey) }));
+  const due = cooling.filter((c) => c.remaining === 0).map((c) => c.rule);
+  if (due.length === 0) {
+    const waits = cooling.map((c) => `${c.rule.name} ${c.remaining} s`).join(', ');
+    return skip(`cooldown: already responded to pod ${target.namespace}/${target.name} (${waits} left)`, target, rules, dryRun);
+  }
+  const destructive = due
+    .filter((rule) => !(options.dryRun || rule.dryRun))
+    .reduce((n, rule) => n + rule.actions.filter((step) => actionModules.get(step.action)!.destructive).length, 0);
+  const granted = options.budget.take(destructive);
+  if (!granted.ok) {
+    throw new DropError('DROP_BUDGET_EXCEEDED', `the budget of ${options.policy.guards.destructivePerMinute} destructive actions per minute is spent; retry later`, {
+      retryAfterSeconds: granted.retryAfterSeconds,
+      details: { target: `${target.namespace}/${target.name}`, rules: due.map((r) => r.name) },
+    });
   }
 
   const outcomes: ActionOutcome[] = [];
-  for (const rule of rules) {
+  for (const rule of due) {
     const context = {
       kube: options.kube,
       target,
@@ -132,8 +190,9 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert): Pro
       outcomes.push(outcome);
       if (outcome.status === 'failed' && !step.continueOnError) break;
     }
+    options.cooldowns.start(rule.name, podKey, rule.cooldownSeconds);
   }
   const result = resultOf(outcomes);
   const reason = outcomes.map((o) => o.reason).join('; ');
-  return { decision: 'act', reason, target, podUid: pod?.metadata?.uid ?? target.uid, rules: rules.map((r) => r.name), dryRun, outcomes, result };
+  return { decision: 'act', reason, target, podUid: pod?.metadata?.uid ?? target.uid, rules: due.map((r) => r.name), dryRun, outcomes, result };
 }

@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { buildApp, type AppOptions } from '../../src/app.ts';
 import { createKubeClient, type KubeClient } from '../../src/kube.ts';
 import { parsePolicy, loadPolicy, type Policy } from '../../src/policy.ts';
+import { Cooldowns, DestructiveBudget } from '../../src/guards.ts';
 import { buildProtectedNamespaces } from '../../src/protection.ts';
 import type { FakeKube } from './fake-kube.ts';
 
@@ -13,7 +14,8 @@ export interface TestAppOptions {
   readonly dryRun?: boolean;
   readonly timeoutMs?: number;
   readonly ownNamespace?: string;
-  readonly now?: Date;
+  /** The clock: a fixed time, or a function read on every call (to move time in a test). */
+  readonly now?: Date | (() => Date);
 }
 
 export interface TestApp {
@@ -38,9 +40,10 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const policy = options.policyYaml ? parsePolicy(options.policyYaml, 'test-policy.yaml') : await loadPolicy(undefined);
   const kube = options.fake ? createKubeClient(options.fake.kubeConfig(), { timeoutMs: options.timeoutMs ?? 2000 }) : undefined;
   const dryRun = options.dryRun ?? !kube;
+  const now = options.now;
+  const clock = { now: () => (typeof now === 'function' ? now() : (now ?? new Date('2025-06-12T09:21:08Z'))) };
   const appOptions: AppOptions = {
     logger,
-    clock: { now: () => options.now ?? new Date('2025-06-12T09:21:08Z') },
     replySource: '/falco-drop/falco-drop/drop',
     redelivery: { max: 1000, ttlMs: 60_000 },
     dryRunReason: dryRun ? (kube ? 'DROP_DRY_RUN=true' : 'no cluster') : undefined,
@@ -51,6 +54,9 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
       protectedNamespaces: buildProtectedNamespaces(policy.protectedNamespaces, options.ownNamespace ?? 'falco-drop'),
       gracePeriodSeconds: 1,
       retryAfterSeconds: 5,
+      clock,
+      cooldowns: new Cooldowns(clock),
+      budget: new DestructiveBudget(clock, policy.guards.destructivePerMinute),
     },
   };
   const app = buildApp(appOptions);
