@@ -3,6 +3,8 @@ import http from 'node:http';
 import { join } from 'node:path';
 import {
   ApiException,
+  AppsV1Api,
+  BatchV1Api,
   CoreV1Api,
   EventsV1Api,
   KubeConfig,
@@ -67,6 +69,10 @@ export interface KubeClient {
   readonly core: CoreV1Api;
   readonly networking: NetworkingV1Api;
   readonly events: EventsV1Api;
+  /** Read the owner of a pod (ReplicaSet, StatefulSet, DaemonSet) for `detach`. */
+  readonly apps: AppsV1Api;
+  /** Read the Job that owns a pod for `detach`. */
+  readonly batch: BatchV1Api;
   readonly kubeConfig: KubeConfig;
   close(): void;
 }
@@ -107,6 +113,8 @@ export function createKubeClient(kubeConfig: KubeConfig, options: KubeClientOpti
     core: new CoreV1Api(configuration),
     networking: new NetworkingV1Api(configuration),
     events: new EventsV1Api(configuration),
+    apps: new AppsV1Api(configuration),
+    batch: new BatchV1Api(configuration),
     kubeConfig,
     close: () => shared?.destroy(),
   };

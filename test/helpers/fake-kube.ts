@@ -47,11 +47,22 @@ export interface FakePod {
   };
 }
 
-const reasons: Record<number, string> = { 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 422: 'Invalid', 429: 'TooManyRequests', 500: 'InternalError', 503: 'ServiceUnavailable' };
+const reasons: Record<number, string> = {
+  400: 'BadRequest',
+  403: 'Forbidden',
+  404: 'NotFound',
+  405: 'MethodNotAllowed',
+  409: 'Conflict',
+  415: 'UnsupportedMediaType',
+  422: 'Invalid',
+  429: 'TooManyRequests',
+  500: 'InternalError',
+  503: 'ServiceUnavailable',
+};
 
 /** A Kubernetes `Status` error body, as the API server writes it. */
-export function statusBody(code: number, message: string, details?: Record<string, unknown>): Record<string, unknown> {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: reasons[code] ?? 'Unknown', ...(details ? { details } : {}), code };
+export function statusBody(code: number, message: string, details?: Record<string, unknown>, reason?: string): Record<string, unknown> {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: reason ?? reasons[code] ?? 'Unknown', ...(details ? { details } : {}), code };
 }
 
 /** A pod as the API server returns it, with a running container whose id starts with `containerId`. */
@@ -66,18 +77,85 @@ export function makePod(namespace: string, name: string, uid: string, containerI
   };
 }
 
+/** Any other stored object: a namespace, a workload, a NetworkPolicy, an Event. */
+export interface FakeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}
+
+/** A PodDisruptionBudget as the eviction check sees it: which pods, how many may go now. */
+export interface FakeDisruptionBudget {
+  namespace: string;
+  name: string;
+  matchLabels: Record<string, string>;
+  disruptionsAllowed: number;
+  desiredHealthy: number;
+  currentHealthy: number;
+}
+
+/** The resources the fake stores beyond pods, with their API group and kind. */
+export const collections = {
+  replicasets: { group: 'apps', kind: 'ReplicaSet', writable: false },
+  statefulsets: { group: 'apps', kind: 'StatefulSet', writable: false },
+  daemonsets: { group: 'apps', kind: 'DaemonSet', writable: false },
+  jobs: { group: 'batch', kind: 'Job', writable: false },
+  networkpolicies: { group: 'networking.k8s.io', kind: 'NetworkPolicy', writable: true },
+} as const;
+export type Collection = keyof typeof collections;
+
+/** RFC 7386 JSON merge patch: objects merge key by key, null removes a key, anything else replaces. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isPlainObject(patch)) return patch;
+  const result: Record<string, unknown> = isPlainObject(target) ? { ...target } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatch(result[key], value);
+  }
+  return result;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 const podPath = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/;
+const evictionPath = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/eviction$/;
+const namespacePath = /^\/api\/v1\/namespaces\/([^/]+)$/;
+const collectionPath = /^\/apis\/(apps|batch|networking\.k8s\.io)\/v1\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?$/;
+const eventsPath = /^\/apis\/events\.k8s\.io\/v1\/namespaces\/([^/]+)\/events$/;
+/** metav1.MicroTime's wire form (RFC 3339 with exactly six fraction digits). */
+const microTime = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$/;
 
 /**
  * A fake Kubernetes API server over real HTTP: real paths, query parameters, content types and
- * Status error bodies. It keeps pods, records every request, and answers injected faults.
+ * Status error bodies. It keeps pods, namespaces, workloads, NetworkPolicies, disruption budgets
+ * and Events, records every request, and answers injected faults.
  */
 export class FakeKube {
   readonly requests: RecordedRequest[] = [];
   readonly pods = new Map<string, FakePod>();
+  readonly namespaces = new Map<string, FakeObject>();
+  /** Workloads and NetworkPolicies, by `resource/namespace/name`. */
+  readonly objects = new Map<string, FakeObject>();
+  readonly disruptionBudgets: FakeDisruptionBudget[] = [];
+  /** Events created through events.k8s.io/v1, in order. */
+  readonly events: FakeObject[] = [];
   private readonly faults: Fault[] = [];
   private readonly server: http.Server;
   private port = 0;
+  private version = 2000;
+  private uids = 0;
 
   constructor() {
     this.server = http.createServer((req, res) => {
@@ -141,6 +219,47 @@ export class FakeKube {
     return pod;
   }
 
+  /** A namespace as the API server keeps it (with the automatic `kubernetes.io/metadata.name` label). */
+  addNamespace(name: string, labels: Record<string, string> = {}, annotations?: Record<string, string>): FakeObject {
+    const namespace: FakeObject = {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name,
+        uid: this.nextUid(),
+        resourceVersion: this.nextVersion(),
+        labels: { 'kubernetes.io/metadata.name': name, ...labels },
+        ...(annotations ? { annotations } : {}),
+      },
+      spec: { finalizers: ['kubernetes'] },
+      status: { phase: 'Active' },
+    };
+    this.namespaces.set(name, namespace);
+    return namespace;
+  }
+
+  /** Stores a workload or NetworkPolicy (its metadata.namespace and name give its place). */
+  addObject(resource: Collection, object: FakeObject): FakeObject {
+    const { group, kind } = collections[resource];
+    const stored: FakeObject = {
+      apiVersion: `${group}/v1`,
+      kind,
+      ...object,
+      metadata: { uid: this.nextUid(), resourceVersion: this.nextVersion(), generation: 1, ...object.metadata },
+    };
+    this.objects.set(`${resource}/${object.metadata.namespace}/${object.metadata.name}`, stored);
+    return stored;
+  }
+
+  object(resource: Collection, namespace: string, name: string): FakeObject | undefined {
+    return this.objects.get(`${resource}/${namespace}/${name}`);
+  }
+
+  /** A PodDisruptionBudget: evictions of matching pods are refused (429) once no disruption is allowed. */
+  addDisruptionBudget(budget: FakeDisruptionBudget): void {
+    this.disruptionBudgets.push(budget);
+  }
+
   fail(fault: Fault): void {
     this.faults.push({ ...fault, times: fault.times ?? 1 });
   }
@@ -148,6 +267,14 @@ export class FakeKube {
   /** Requests that change something (everything but GET). */
   mutations(): RecordedRequest[] {
     return this.requests.filter((r) => r.method !== 'GET');
+  }
+
+  private nextVersion(): string {
+    return String(++this.version);
+  }
+
+  private nextUid(): string {
+    return `00000000-0000-4000-8000-${String(++this.uids).padStart(12, '0')}`;
   }
 
   private send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -181,40 +308,235 @@ export class FakeKube {
       this.send(res, fault.status ?? 500, fault.body ?? statusBody(fault.status ?? 500, 'injected failure'), fault.headers);
       return;
     }
-    this.route(recorded, res);
+    const answer = this.route(recorded);
+    this.send(res, answer.status, answer.body, answer.headers);
   }
 
-  private route(request: RecordedRequest, res: http.ServerResponse): void {
-    const match = podPath.exec(request.path);
-    if (!match) {
-      this.send(res, 404, statusBody(404, 'the server could not find the requested resource'));
-      return;
+  private route(request: RecordedRequest): Answer {
+    const { path } = request;
+    let m: RegExpExecArray | null;
+    if ((m = podPath.exec(path))) return this.pod(request, m[1] as string, m[2] as string);
+    if ((m = evictionPath.exec(path))) return this.evict(request, m[1] as string, m[2] as string);
+    if ((m = namespacePath.exec(path))) return this.namespace(request, m[1] as string);
+    if ((m = eventsPath.exec(path))) return this.event(request, m[1] as string);
+    if ((m = collectionPath.exec(path))) {
+      const resource = m[3] as string;
+      if (resource in collections && collections[resource as Collection].group === m[1]) {
+        return this.collection(request, resource as Collection, m[2] as string, m[4]);
+      }
     }
-    const [, namespace, name] = match as unknown as [string, string, string];
+    return { status: 404, body: statusBody(404, 'the server could not find the requested resource') };
+  }
+
+  private pod(request: RecordedRequest, namespace: string, name: string): Answer {
     const key = `${namespace}/${name}`;
     const pod = this.pods.get(key);
-    const notFound = (): void => this.send(res, 404, statusBody(404, `pods "${name}" not found`, { name, kind: 'pods' }));
-    if (request.method === 'GET') {
-      if (!pod) return notFound();
-      return this.send(res, 200, { apiVersion: 'v1', kind: 'Pod', ...pod });
+    if (!pod && ['GET', 'DELETE', 'PATCH'].includes(request.method)) {
+      return { status: 404, body: statusBody(404, `pods "${name}" not found`, { name, kind: 'pods' }) };
     }
+    if (request.method === 'GET') return { status: 200, body: { apiVersion: 'v1', kind: 'Pod', ...pod } };
     if (request.method === 'DELETE') {
-      if (!pod) return notFound();
-      const options = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as {
-        preconditions?: { uid?: string };
-        dryRun?: string[];
-      };
-      const wanted = options.preconditions?.uid;
-      if (wanted && wanted !== pod.metadata.uid) {
-        return this.send(
-          res,
-          409,
-          statusBody(409, `Precondition failed: UID in precondition: ${wanted}, UID in object meta: ${pod.metadata.uid}`, { name, kind: 'pods' }),
-        );
-      }
+      const options = (isPlainObject(request.body) ? request.body : {}) as { preconditions?: { uid?: string }; dryRun?: string[] };
+      const refused = uidPrecondition(options.preconditions?.uid, pod!, name);
+      if (refused) return refused;
       if (!options.dryRun?.includes('All')) this.pods.delete(key);
-      return this.send(res, 200, { apiVersion: 'v1', kind: 'Pod', ...pod, metadata: { ...pod.metadata, deletionTimestamp: '2026-11-23T00:00:00Z' } });
+      return { status: 200, body: { apiVersion: 'v1', kind: 'Pod', ...pod, metadata: { ...pod!.metadata, deletionTimestamp: '2026-11-23T00:00:00Z' } } };
     }
-    this.send(res, 405, statusBody(405, `method ${request.method} not allowed`));
+    if (request.method === 'PATCH') return this.patchPod(request, pod!, key);
+    return { status: 405, body: statusBody(405, `method ${request.method} not allowed`) };
   }
+
+  /** A JSON merge patch, with the API server's checks on what a patch may change. */
+  private patchPod(request: RecordedRequest, pod: FakePod, key: string): Answer {
+    const name = pod.metadata.name;
+    if (!request.contentType?.startsWith('application/merge-patch+json')) {
+      return { status: 415, body: statusBody(415, `the fake API server only applies application/merge-patch+json, got ${request.contentType}`) };
+    }
+    if (!isPlainObject(request.body)) return { status: 400, body: statusBody(400, 'error decoding patch: not a JSON object') };
+    const patchMeta = (request.body.metadata ?? {}) as { resourceVersion?: string };
+    if (patchMeta.resourceVersion !== undefined && patchMeta.resourceVersion !== pod.metadata.resourceVersion) {
+      return { status: 409, body: statusBody(409, `Operation cannot be fulfilled on pods "${name}": the object has been modified; please apply your changes to the latest version and try again`, { name, kind: 'pods' }) };
+    }
+    const patched = mergePatch(pod, request.body) as FakePod;
+    if (patched.metadata.uid !== pod.metadata.uid) {
+      const message = `Invalid value: "${patched.metadata.uid}": field is immutable`;
+      return {
+        status: 422,
+        body: statusBody(422, `Pod "${name}" is invalid: metadata.uid: ${message}`, { name, kind: 'Pod', causes: [{ reason: 'FieldValueInvalid', message, field: 'metadata.uid' }] }),
+      };
+    }
+    patched.metadata.resourceVersion = request.query.dryRun === 'All' ? pod.metadata.resourceVersion : this.nextVersion();
+    if (request.query.dryRun !== 'All') this.pods.set(key, patched);
+    return { status: 200, body: { apiVersion: 'v1', kind: 'Pod', ...patched } };
+  }
+
+  /** policy/v1 Eviction: the pod goes unless a disruption budget refuses (429, as the API server answers). */
+  private evict(request: RecordedRequest, namespace: string, name: string): Answer {
+    if (request.method !== 'POST') return { status: 405, body: statusBody(405, `method ${request.method} not allowed`) };
+    const key = `${namespace}/${name}`;
+    const pod = this.pods.get(key);
+    if (!pod) return { status: 404, body: statusBody(404, `pods "${name}" not found`, { name, kind: 'pods' }) };
+    const eviction = (isPlainObject(request.body) ? request.body : {}) as {
+      metadata?: { name?: string };
+      deleteOptions?: { preconditions?: { uid?: string }; dryRun?: string[] };
+    };
+    if (eviction.metadata?.name !== name) return { status: 400, body: statusBody(400, 'name in URL does not match name in Eviction object') };
+    const refused = uidPrecondition(eviction.deleteOptions?.preconditions?.uid, pod, name);
+    if (refused) return refused;
+    const labels = pod.metadata.labels ?? {};
+    const budget = this.disruptionBudgets.find(
+      (b) => b.namespace === namespace && Object.entries(b.matchLabels).every(([k, v]) => labels[k] === v),
+    );
+    if (budget && budget.disruptionsAllowed <= 0) {
+      return {
+        status: 429,
+        body: statusBody(429, "Cannot evict pod as it would violate the pod's disruption budget.", {
+          causes: [{ reason: 'DisruptionBudget', message: `The disruption budget ${budget.name} needs ${budget.desiredHealthy} healthy pods and has ${budget.currentHealthy} currently` }],
+        }),
+      };
+    }
+    const dryRun = request.query.dryRun === 'All' || Boolean(eviction.deleteOptions?.dryRun?.includes('All'));
+    if (!dryRun) {
+      if (budget) budget.disruptionsAllowed--;
+      this.pods.delete(key);
+    }
+    return { status: 201, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 } };
+  }
+
+  private namespace(request: RecordedRequest, name: string): Answer {
+    if (request.method !== 'GET') return { status: 405, body: statusBody(405, `method ${request.method} not allowed`) };
+    const namespace = this.namespaces.get(name);
+    if (!namespace) return { status: 404, body: statusBody(404, `namespaces "${name}" not found`, { name, kind: 'namespaces' }) };
+    return { status: 200, body: namespace };
+  }
+
+  private collection(request: RecordedRequest, resource: Collection, namespace: string, name: string | undefined): Answer {
+    const { group, kind, writable } = collections[resource];
+    const notFound = (n: string): Answer => ({ status: 404, body: statusBody(404, `${resource}.${group} "${n}" not found`, { name: n, group, kind: resource }) });
+    const dryRun = request.query.dryRun === 'All';
+    if (request.method === 'GET' && name !== undefined) {
+      const found = this.object(resource, namespace, name);
+      return found ? { status: 200, body: found } : notFound(name);
+    }
+    if (!writable || !isPlainObject(request.body) || (request.method === 'POST') !== (name === undefined) || !['POST', 'PUT'].includes(request.method)) {
+      return { status: 405, body: statusBody(405, `the fake API server does not ${request.method} ${request.path}`) };
+    }
+    const object = request.body as unknown as FakeObject;
+    const objectName = object.metadata?.name;
+    if (object.metadata?.namespace !== undefined && object.metadata.namespace !== namespace) {
+      return { status: 400, body: statusBody(400, 'the namespace of the provided object does not match the namespace sent on the request') };
+    }
+    if (request.method === 'POST') {
+      if (!objectName) return invalid(kind, group, '', [['metadata.name', 'FieldValueRequired', 'Required value: name or generateName is required']]);
+      if (this.object(resource, namespace, objectName)) {
+        return { status: 409, body: statusBody(409, `${resource}.${group} "${objectName}" already exists`, { name: objectName, group, kind: resource }, 'AlreadyExists') };
+      }
+      const created: FakeObject = {
+        ...object,
+        apiVersion: `${group}/v1`,
+        kind,
+        metadata: { ...object.metadata, namespace, uid: this.nextUid(), resourceVersion: this.nextVersion(), generation: 1, creationTimestamp: '2026-11-23T00:00:00Z' },
+      };
+      if (!dryRun) this.objects.set(`${resource}/${namespace}/${objectName}`, created);
+      return { status: 201, body: created };
+    }
+    const current = this.object(resource, namespace, name as string);
+    if (!current) return notFound(name as string);
+    if (objectName !== name) return { status: 400, body: statusBody(400, 'the name of the object does not match the name on the URL') };
+    const wanted = object.metadata.resourceVersion;
+    if (wanted !== undefined && wanted !== current.metadata.resourceVersion) {
+      return { status: 409, body: statusBody(409, `Operation cannot be fulfilled on ${resource}.${group} "${name}": the object has been modified; please apply your changes to the latest version and try again`, { name, group, kind: resource }) };
+    }
+    const changed = JSON.stringify(object.spec) !== JSON.stringify(current.spec);
+    const replaced: FakeObject = {
+      ...object,
+      apiVersion: `${group}/v1`,
+      kind,
+      metadata: {
+        ...object.metadata,
+        namespace,
+        uid: current.metadata.uid,
+        creationTimestamp: current.metadata.creationTimestamp,
+        resourceVersion: this.nextVersion(),
+        generation: (current.metadata.generation ?? 1) + (changed ? 1 : 0),
+      },
+    };
+    if (!dryRun) this.objects.set(`${resource}/${namespace}/${name}`, replaced);
+    return { status: 200, body: replaced };
+  }
+
+  /** events.k8s.io/v1 Event create, with the API server's validation of the required fields. */
+  private event(request: RecordedRequest, namespace: string): Answer {
+    if (request.method !== 'POST') return { status: 405, body: statusBody(405, `method ${request.method} not allowed`) };
+    const event = (isPlainObject(request.body) ? request.body : {}) as Record<string, unknown> & { metadata?: { name?: string; namespace?: string }; regarding?: Record<string, unknown> };
+    if (event.eventTime !== undefined && !(typeof event.eventTime === 'string' && microTime.test(event.eventTime))) {
+      return {
+        status: 400,
+        body: statusBody(400, `Event in version "v1" cannot be handled as a Event: parsing time ${JSON.stringify(event.eventTime)} as "2006-01-02T15:04:05.000000Z07:00": cannot parse`),
+      };
+    }
+    const name = event.metadata?.name ?? '';
+    const problems: [string, string, string][] = [];
+    const required = (field: string, value: unknown): void => {
+      if (typeof value !== 'string' || value === '') problems.push([field, 'FieldValueRequired', 'Required value']);
+    };
+    required('metadata.name', event.metadata?.name);
+    if (event.metadata?.namespace !== undefined && event.metadata.namespace !== namespace) {
+      return { status: 400, body: statusBody(400, 'the namespace of the provided object does not match the namespace sent on the request') };
+    }
+    required('eventTime', event.eventTime);
+    required('reportingController', event.reportingController);
+    if (typeof event.reportingController === 'string' && !/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(event.reportingController)) {
+      problems.push(['reportingController', 'FieldValueInvalid', `Invalid value: "${event.reportingController}": must be a qualified name`]);
+    }
+    required('reportingInstance', event.reportingInstance);
+    required('action', event.action);
+    required('reason', event.reason);
+    for (const field of ['reportingInstance', 'action', 'reason'] as const) {
+      const value = event[field];
+      if (typeof value === 'string' && value.length > 128) problems.push([field, 'FieldValueTooLong', 'Too long: may not be longer than 128']);
+    }
+    if (event.type !== 'Normal' && event.type !== 'Warning') problems.push(['type', 'FieldValueNotSupported', `Unsupported value: ${JSON.stringify(event.type)}: supported values: "Normal", "Warning"`]);
+    if (typeof event.note === 'string' && Buffer.byteLength(event.note) > 1024) problems.push(['note', 'FieldValueTooLong', 'Too long: may not be longer than 1024']);
+    required('regarding.kind', event.regarding?.kind);
+    required('regarding.name', event.regarding?.name);
+    if (problems.length > 0) return invalid('Event', 'events.k8s.io', name, problems);
+    const created: FakeObject = {
+      ...(event as unknown as FakeObject),
+      apiVersion: 'events.k8s.io/v1',
+      kind: 'Event',
+      metadata: { ...(event.metadata as FakeObject['metadata']), namespace, uid: this.nextUid(), resourceVersion: this.nextVersion() },
+    };
+    this.events.push(created);
+    return { status: 201, body: created };
+  }
+}
+
+interface Answer {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers?: Record<string, string>;
+}
+
+/** 409 when a precondition names another UID, as the API server's storage answers it. */
+function uidPrecondition(wanted: string | undefined, pod: FakePod, name: string): Answer | undefined {
+  if (!wanted || wanted === pod.metadata.uid) return undefined;
+  return {
+    status: 409,
+    body: statusBody(409, `Precondition failed: UID in precondition: ${wanted}, UID in object meta: ${pod.metadata.uid}`, { name, kind: 'pods' }),
+  };
+}
+
+/** 422 Invalid with one cause per problem, as the API server writes field errors. */
+function invalid(kind: string, group: string, name: string, problems: readonly [string, string, string][]): Answer {
+  const list = problems.map(([field, , message]) => `${field}: ${message}`);
+  return {
+    status: 422,
+    body: statusBody(422, `${kind}.${group} "${name}" is invalid: ${list.length === 1 ? list[0] : `[${list.join(', ')}]`}`, {
+      name,
+      group,
+      kind,
+      causes: problems.map(([field, reason, message]) => ({ reason, message, field })),
+    }),
+  };
 }
