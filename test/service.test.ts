@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { FakeKube, makePod } from './helpers/fake-kube.ts';
-import { loadRequestFixture, sendRaw } from './helpers/http.ts';
+import { loadRequestFixture, retimed, sendRaw } from './helpers/http.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 
@@ -72,7 +72,7 @@ t.test('with no cluster, `npm start` runs in dry-run and says why in one line', 
   const health = await fetch(`http://127.0.0.1:${service.port}/healthz`);
   t.equal(health.status, 200);
   const webhook = loadRequestFixture('falcosidekick-webhook.http');
-  const res = await sendRaw(service.port, webhook.bytes);
+  const res = await sendRaw(service.port, retimed(webhook, new Date()));
   t.equal(res.status, 200);
   t.match(JSON.parse(res.body), { result: 'dry-run', target: { namespace: 'default', pod: 'mysql-db-7d59548d75-g9msc' } });
   await stop(service, 'SIGINT');
@@ -90,7 +90,8 @@ t.test('pointed at a Kubernetes API, a Broker delivery deletes exactly that pod'
   t.ok(service.lines.some((l) => l.msg === 'acting on the cluster' && l.cluster === fake.url));
 
   const delivery = loadRequestFixture('broker-delivery.http');
-  const res = await sendRaw(service.port, delivery.bytes);
+  const bytes = retimed(delivery, new Date());
+  const res = await sendRaw(service.port, bytes);
   t.equal(res.status, 200);
   t.equal(res.headers['ce-type'], 'dev.falcodrop.response.v1');
   t.match(res.body, /"evtTime":1749720067118402960/);
@@ -98,7 +99,7 @@ t.test('pointed at a Kubernetes API, a Broker delivery deletes exactly that pod'
   t.same([...fake.pods.keys()], ['default/mysql-db-7d59548d75-other'], 'only that pod');
 
   // The Broker redelivers: answered from the first outcome, no second delete.
-  const again = await sendRaw(service.port, delivery.bytes);
+  const again = await sendRaw(service.port, bytes);
   t.equal(again.status, 200);
   t.equal(again.headers['ce-id'], res.headers['ce-id']);
   t.equal(fake.mutations().length, 1);
@@ -106,7 +107,7 @@ t.test('pointed at a Kubernetes API, a Broker delivery deletes exactly that pod'
   // SIGTERM with a request in flight: it completes, then the process exits 0.
   fake.addPod(makePod('default', 'slow', 'uid-slow'));
   fake.fail({ method: 'GET', path: /slow/, delayMs: 400, status: 200, body: { apiVersion: 'v1', kind: 'Pod', ...makePod('default', 'slow', 'uid-slow') } });
-  const slowBody = delivery.body.replace('mysql-db-7d59548d75-g9msc', 'slow');
+  const slowBody = delivery.body.replace('mysql-db-7d59548d75-g9msc', 'slow').replace(/"time":"[^"]+"/, `"time":"${new Date().toISOString()}"`);
   const inFlight = fetch(`http://127.0.0.1:${service.port}/`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'slow-1', 'ce-source': 'https://falco.org', 'ce-type': 'falco.rule.output.v1' },

@@ -53,3 +53,24 @@ export async function sendRaw(port: number, bytes: Buffer): Promise<RawResponse>
   }
   return { status: Number((statusLine as string).split(' ')[1]), headers, body: response.slice(split + 4) };
 }
+
+/** A time as Go's RFC 3339 (nano) formatting writes it: trailing zeros of the fraction trimmed. */
+export function goTime(date: Date): string {
+  return date.toISOString().replace(/\.?0+Z$/, 'Z');
+}
+
+/**
+ * The fixture as Falcosidekick would send it at `now`: the payload's `time` and `Ce-Time` set to
+ * `now` (the fixtures were captured in 2025 and alerts older than the age guard are skipped),
+ * Content-Length recomputed; every other byte as captured.
+ */
+export function retimed(request: RawRequest, now: Date): Buffer {
+  const text = request.bytes.toString('utf8');
+  const old = /"time":"([^"]+)"/.exec(request.body)?.[1] as string;
+  const body = request.body.replace(`"time":"${old}"`, `"time":"${goTime(now)}"`);
+  const head = text
+    .slice(0, text.indexOf('\r\n\r\n'))
+    .replace(/^Ce-Time: .*$/m, `Ce-Time: ${goTime(now)}`)
+    .replace(/^Content-Length: \d+$/m, `Content-Length: ${Buffer.byteLength(body)}`);
+  return Buffer.from(`${head}\r\n\r\n${body}`, 'utf8');
+}
