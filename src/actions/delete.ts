@@ -1,6 +1,18 @@
-import type { V1DeleteOptions } from '@kubernetes/client-node';
+import type { V1DeleteOptions, V1Pod } from '@kubernetes/client-node';
 import { isApiStatus, kubeFailure } from '../kube.ts';
 import { podRef, type ActionModule } from './action.ts';
+import { controllerOf } from './pod.ts';
+
+/** Owner kinds a policy can ask to spare: deleting their pods rarely helps (a DaemonSet's pod comes back on the same node, a StatefulSet's with the same name and volume, a Job's is its work). */
+export const skippableOwnerKinds = ['DaemonSet', 'StatefulSet', 'Job'] as const;
+
+/** Why the pod is spared, or undefined when it is to be deleted. */
+function spared(pod: V1Pod | undefined, ref: string, skipOwnerKinds: readonly string[], skipStandalone: boolean): string | undefined {
+  const owner = controllerOf(pod);
+  if (!owner) return skipStandalone ? `pod ${ref} has no controller (skipStandalone): nothing would replace it` : undefined;
+  if (skipOwnerKinds.includes(owner.kind)) return `pod ${ref} is owned by ${owner.kind} ${owner.name} (skipOwnerKinds)`;
+  return undefined;
+}
 
 /**
  * Deletes the pod. The delete carries a UID precondition (the UID read just before, or the
@@ -15,6 +27,8 @@ export const deleteAction: ActionModule = {
     additionalProperties: false,
     properties: {
       gracePeriodSeconds: { type: 'integer', minimum: 0, maximum: 3600 },
+      skipOwnerKinds: { type: 'array', uniqueItems: true, items: { type: 'string', enum: [...skippableOwnerKinds] } },
+      skipStandalone: { type: 'boolean' },
     },
   },
   permissions: [{ apiGroup: '', resource: 'pods', verbs: ['delete'] }],
@@ -25,6 +39,8 @@ export const deleteAction: ActionModule = {
     if (!context.kube) {
       return { action: 'delete', status: 'dry-run', reason: `would delete pod ${ref} (grace ${grace}s; no cluster, not checked)` };
     }
+    const skip = spared(context.pod, ref, (parameters.skipOwnerKinds as string[] | undefined) ?? [], parameters.skipStandalone === true);
+    if (skip) return { action: 'delete', status: 'skipped', reason: skip };
     const body: V1DeleteOptions = {
       apiVersion: 'v1',
       kind: 'DeleteOptions',
