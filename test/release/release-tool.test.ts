@@ -1,0 +1,239 @@
+import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { parseAllDocuments } from 'yaml';
+import { fakeBin, root, runRelease, tempDir } from './run-release.ts';
+
+const digest = 'sha256:' + '0123456789abcdef'.repeat(4);
+const localId = 'sha256:' + 'c'.repeat(64);
+const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+const configFiles = readdirSync(join(root, 'config'))
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
+const localPlatform = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
+
+interface Doc {
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string> };
+  spec?: { template?: { spec?: { containers?: { image: string }[] } } };
+}
+const docs = (text: string): Doc[] =>
+  parseAllDocuments(text)
+    .filter((d) => d.contents !== null)
+    .map((d) => d.toJS() as Doc);
+const images = (text: string): string[] => docs(text).flatMap((d) => (d.spec?.template?.spec?.containers ?? []).map((c) => c.image));
+
+/** An existing release file with known content: every failure must leave it byte for byte. */
+function existingRelease(): { out: string; before: string } {
+  const out = join(tempDir('out'), 'release.yaml');
+  const before = '# the release from before\n';
+  writeFileSync(out, before);
+  return { out, before };
+}
+
+t.test('builds both architectures, pushes, and pins the pushed digest in every placeholder', async (t) => {
+  const { out } = existingRelease();
+  const run = await runRelease(['--out', out], { KO_DOCKER_REPO: 'registry.example/team/', FAKE_DOCKER_DIGEST: digest });
+  t.equal(run.code, 0, run.stderr);
+  t.equal(run.calls.length, 1);
+  const [call] = run.calls;
+  const metadataFile = call?.[call.indexOf('--metadata-file') + 1] ?? '';
+  t.match(metadataFile, /falco-drop-release-[^/]+\/metadata\.json$/);
+  t.same(call, [
+    'docker', 'buildx', 'build',
+    '--platform', 'linux/amd64,linux/arm64',
+    '--tag', `registry.example/team/falco-drop:${version}`,
+    '--label', `org.opencontainers.image.version=${version}`,
+    '--metadata-file', metadataFile,
+    '--push', '.',
+  ]);
+  const release = readFileSync(out, 'utf8');
+  t.notMatch(release, /^\s*(- )?image: *ko:\/\//m, 'no placeholder left');
+  t.notMatch(release, /sha256:c{64}/, 'never the local image id (containerimage.config.digest)');
+  const drop = docs(release).find((d) => d.kind === 'Service' && d.metadata.name === 'drop');
+  t.same(drop?.spec?.template?.spec?.containers?.map((c) => c.image), [`registry.example/team/falco-drop@${digest}`]);
+  t.ok(images(release).includes('docker.io/falcosecurity/falcosidekick:2.34.1'), 'other images are left as they are');
+  t.match(run.stderr, `release: ${out.replace(root + '/', '')} uses registry.example/team/falco-drop@${digest}`);
+  t.equal(run.stdout, '', 'stdout stays clean: docker output goes to stderr');
+});
+
+t.test('writes every top-level config file in file-name order, stamps the version, and skips subdirectories', async (t) => {
+  const config = tempDir('config');
+  const write = (name: string, kind: string) =>
+    writeFileSync(join(config, name), `# ${name}\napiVersion: v1\nkind: ${kind}\nmetadata:\n  name: ${name.split('.')[0]}\n  labels:\n    app.kubernetes.io/version: devel\n`);
+  write('300-c.yaml', 'ConfigMap');
+  write('100-a.yaml', 'Namespace');
+  writeFileSync(join(config, '200-b.yaml'), 'apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: b\nspec:\n  template:\n    spec:\n      containers:\n        - image: ko://falco-drop\n');
+  write('notes.txt', 'Secret');
+  mkdirSync(join(config, 'demo'));
+  write('demo/050-demo.yaml', 'Pod');
+  const out = join(tempDir('out'), 'release.yaml');
+  const run = await runRelease(['--config-dir', config, '--out', out, '--version', '1.2.3'], { KO_DOCKER_REPO: 'r.example', FAKE_DOCKER_DIGEST: digest });
+  t.equal(run.code, 0, run.stderr);
+  const release = readFileSync(out, 'utf8');
+  t.same(docs(release).map((d) => d.metadata.name), ['100-a', 'b', '300-c']);
+  t.match(release, /^# falco-drop 1\.2\.3: generated from config\//);
+  t.match(release, /# 100-a.yaml\n[^]*\n---\n[^]*\n---\n# 300-c.yaml\n/, 'documents joined with ---');
+  t.same(docs(release).map((d) => d.metadata.labels?.['app.kubernetes.io/version']), ['1.2.3', undefined, '1.2.3']);
+  t.same(images(release), [`r.example/falco-drop@${digest}`]);
+  t.match(run.calls[0], ['docker', 'buildx', 'build', '--platform', 'linux/amd64,linux/arm64', '--tag', 'r.example/falco-drop:1.2.3', '--label', 'org.opencontainers.image.version=1.2.3']);
+});
+
+t.test('takes the version from RELEASE_VERSION when no flag gives it', async (t) => {
+  const { out } = existingRelease();
+  const run = await runRelease(['--out', out], { KO_DOCKER_REPO: 'r.example', RELEASE_VERSION: '2.0.0-rc.1', FAKE_DOCKER_DIGEST: digest });
+  t.equal(run.code, 0, run.stderr);
+  t.match(readFileSync(out, 'utf8'), /app\.kubernetes\.io\/version: "2\.0\.0-rc\.1"/);
+  t.notMatch(readFileSync(out, 'utf8'), /app\.kubernetes\.io\/version: devel/);
+});
+
+t.test('--dry-run prints the docker command it would run and writes nothing', async (t) => {
+  const { out, before } = existingRelease();
+  const run = await runRelease(['--dry-run', '--out', out], { KO_DOCKER_REPO: 'ghcr.io/you' });
+  t.equal(run.code, 0, run.stderr);
+  t.equal(
+    run.stdout,
+    `docker buildx build --platform linux/amd64,linux/arm64 --tag ghcr.io/you/falco-drop:${version} --label org.opencontainers.image.version=${version} --metadata-file '<tmp>/metadata.json' --push .\n` +
+      `# then write ${out}: ko://falco-drop -> ghcr.io/you/falco-drop@<pushed digest>, app.kubernetes.io/version "${version}"\n`,
+  );
+  t.same(run.calls, [], 'docker was not run');
+  t.equal(readFileSync(out, 'utf8'), before);
+});
+
+t.test('--local builds for this machine, loads the image into kind, and references it by its local tag', async (t) => {
+  const out = join(tempDir('out'), 'local.yaml');
+  const run = await runRelease(['--local', '--tag', 'dev1', '--out', out], { KIND_CLUSTER_NAME: 'drop' });
+  t.equal(run.code, 0, run.stderr);
+  t.same(run.calls, [
+    ['docker', 'buildx', 'build', '--platform', localPlatform, '--tag', 'kind.local/falco-drop:dev1', '--label', `org.opencontainers.image.version=${version}`, '--load', '.'],
+    ['kind', 'load', 'docker-image', 'kind.local/falco-drop:dev1', '--name', 'drop'],
+  ]);
+  t.ok(images(readFileSync(out, 'utf8')).includes('kind.local/falco-drop:dev1'));
+});
+
+t.test('--local writes the release to stdout by default, for kubectl apply -f -', async (t) => {
+  const run = await runRelease(['--local'], {});
+  t.equal(run.code, 0, run.stderr);
+  t.match(run.calls[1], ['kind', 'load', 'docker-image', /^kind\.local\/falco-drop:local-\d{14}$/, '--name', 'kind']);
+  const image = images(run.stdout).find((i) => i.startsWith('kind.local/'));
+  t.equal(image, run.calls[1]?.[3]);
+  t.match(run.stderr, 'fake docker: done', "docker's own output goes to stderr");
+});
+
+t.test('--local --dry-run prints both commands', async (t) => {
+  const run = await runRelease(['--local', '--dry-run', '--tag', 'x']);
+  t.equal(run.code, 0, run.stderr);
+  t.equal(
+    run.stdout,
+    `docker buildx build --platform ${localPlatform} --tag kind.local/falco-drop:x --label org.opencontainers.image.version=${version} --load .\n` +
+      'kind load docker-image kind.local/falco-drop:x --name kind\n' +
+      `# then write stdout: ko://falco-drop -> kind.local/falco-drop:x, app.kubernetes.io/version "${version}"\n`,
+  );
+  t.same(run.calls, []);
+});
+
+t.test('--yaml-only needs no docker and uses the published tag', async (t) => {
+  const out = join(tempDir('out'), 'release.yaml');
+  const run = await runRelease(['--yaml-only', '--out', out], { KO_DOCKER_REPO: 'ignored.example' });
+  t.equal(run.code, 0, run.stderr);
+  t.same(run.calls, []);
+  t.ok(images(readFileSync(out, 'utf8')).includes(`ghcr.io/falco-drop/falco-drop:${version}`));
+  const dry = await runRelease(['--yaml-only', '--dry-run', '--out', out]);
+  t.equal(dry.code, 0);
+  t.match(dry.stdout, '# --yaml-only runs no docker command');
+});
+
+t.test('--help lists the modes', async (t) => {
+  const run = await runRelease(['--help']);
+  t.equal(run.code, 0);
+  t.match(run.stdout, /--local[^]*--yaml-only[^]*--dry-run[^]*KO_DOCKER_REPO/);
+});
+
+const failures: {
+  name: string;
+  args?: string[];
+  env?: Record<string, string>;
+  path?: string;
+  config?: string;
+  message: RegExp;
+  code?: number;
+  ran: number;
+}[] = [
+  { name: 'KO_DOCKER_REPO is unset', message: /^release: KO_DOCKER_REPO is not set: set it to the registry/, ran: 0 },
+  {
+    name: 'docker is not on PATH',
+    env: { KO_DOCKER_REPO: 'r.example' },
+    path: '/nonexistent',
+    message: /^release: docker is not on PATH: install Docker with buildx, or run `npm run release:yaml`/,
+    ran: 0,
+  },
+  {
+    name: 'kind is not on PATH for --local',
+    args: ['--local'],
+    path: '__docker_only__',
+    message: /^release: kind is not on PATH: install kind/,
+    ran: 0,
+  },
+  {
+    name: 'the registry refuses the push',
+    env: { KO_DOCKER_REPO: 'r.example', FAKE_DOCKER_EXIT: '1', FAKE_DOCKER_STDERR: 'ERROR: failed to push r.example/falco-drop:0.1.0: denied: requested access to the resource is denied' },
+    message: /^release: docker buildx build exited 1 \(its output is above\) \(release not written\)$/m,
+    ran: 1,
+  },
+  {
+    name: 'buildx reports no pushed digest',
+    env: { KO_DOCKER_REPO: 'r.example' },
+    message: /^release: docker buildx metadata has no pushed digest \(containerimage\.digest is undefined\)/,
+    ran: 1,
+  },
+  {
+    name: 'kind load fails',
+    args: ['--local'],
+    env: { FAKE_KIND_EXIT: '1', FAKE_KIND_STDERR: 'ERROR: no nodes found for cluster "kind"' },
+    message: /^release: kind load docker-image exited 1/m,
+    ran: 2,
+  },
+  { name: 'a config file uses another ko:// image', env: { KO_DOCKER_REPO: 'r.example', FAKE_DOCKER_DIGEST: digest }, config: 'stray', message: /^release: 200-x\.yaml: unknown image placeholder ko:\/\/other/, ran: 0 },
+  { name: 'no config file names the placeholder', env: { KO_DOCKER_REPO: 'r.example' }, config: 'none', message: /^release: no file in \S+ uses the image placeholder ko:\/\/falco-drop/, ran: 0 },
+  { name: 'a config file is not YAML', env: { KO_DOCKER_REPO: 'r.example' }, config: 'broken', message: /^release: 100-a\.yaml is not valid YAML/, ran: 0 },
+  { name: 'the config directory does not exist', args: ['--config-dir', '/nonexistent/config'], message: /^release: cannot read the config directory \/nonexistent\/config: ENOENT/, ran: 0 },
+  { name: 'an unknown flag', args: ['--push-it'], message: /^release: unknown argument --push-it/, code: 2, ran: 0 },
+  { name: 'a flag without its value', args: ['--out='], message: /^release: --out needs a value/, code: 2, ran: 0 },
+  { name: '--local with --yaml-only', args: ['--local', '--yaml-only'], message: /do not go together/, code: 2, ran: 0 },
+  { name: 'a version that is not a tag', args: ['--version=1.0/evil'], message: /version "1\.0\/evil" is not a valid image tag/, code: 2, ran: 0 },
+  { name: 'a tag that is not a tag', args: ['--local', '--tag', '-x'], message: /tag "-x" is not a valid image tag/, code: 2, ran: 0 },
+];
+
+/** A config dir with a problem the tool must catch. */
+function badConfig(kind: string): string {
+  const dir = tempDir('bad');
+  const image = kind === 'none' ? 'docker.io/library/nginx:1.27' : 'ko://falco-drop';
+  writeFileSync(join(dir, '100-a.yaml'), kind === 'broken' ? 'kind: [unclosed\n' : `apiVersion: v1\nkind: Service\nspec:\n  containers:\n    - image: ${image}\n`);
+  if (kind === 'stray') writeFileSync(join(dir, '200-x.yaml'), 'spec:\n  containers:\n    - image: "ko://other"\n');
+  return dir;
+}
+
+for (const f of failures) {
+  t.test(`fails with one clear line and leaves the release untouched when ${f.name}`, async (t) => {
+    const { out, before } = existingRelease();
+    let path = f.path ?? fakeBin;
+    if (path === '__docker_only__') {
+      path = tempDir('bin');
+      writeFileSync(join(path, 'docker'), readFileSync(join(fakeBin, 'docker')), { mode: 0o755 });
+    }
+    const args = [...(f.config ? ['--config-dir', badConfig(f.config)] : []), ...(f.args ?? []), '--out', out];
+    const run = await runRelease(args, f.env ?? {}, path);
+    t.equal(run.code, f.code ?? 1);
+    const ours = run.stderr.split('\n').filter((l) => l.startsWith('release:'));
+    t.equal(ours.length, 1, run.stderr);
+    t.match(ours[0], f.message);
+    t.equal(run.calls.length, f.ran, 'commands run before the failure');
+    t.equal(readFileSync(out, 'utf8'), before, 'release untouched');
+    t.same(readdirSync(join(out, '..')), ['release.yaml'], 'no temporary file left behind');
+  });
+}
+
+t.test('the config files the release is made of are the top-level ones', async (t) => {
+  t.ok(configFiles.length >= 8);
+  t.ok(configFiles.every((f) => /^\d{3}-[a-z0-9-]+\.yaml$/.test(f)), 'Knative-style numbered names');
+});
