@@ -57,7 +57,7 @@ export const defaultPolicyYaml = `rules:
       - action: delete
 `;
 
-const ajv = new Ajv({ allErrors: true, strict: true });
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
 const validateShape = ajv.compile(policySchema);
 const validateParameters = new Map([...actionModules].map(([name, module]) => [name, ajv.compile(module.parameters)]));
 
