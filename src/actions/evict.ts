@@ -1,10 +1,10 @@
-import type { V1Eviction } from '@kubernetes/client-node';
+import type { ApiException, V1Eviction } from '@kubernetes/client-node';
 import { isApiStatus, kubeFailure } from '../kube.ts';
 import { podRef, type ActionModule } from './action.ts';
 import { statusCauses } from './pod.ts';
 
 /** The disruption budget's own words when a 429 is its refusal ("needs 2 healthy pods and has 2"). */
-function budgetRefusal(error: unknown): string | undefined {
+function budgetRefusal(error: ApiException<string>): string | undefined {
   return statusCauses(error).find((c) => c.reason === 'DisruptionBudget')?.message;
 }
 
@@ -46,7 +46,7 @@ export const evictAction: ActionModule = {
       if (isApiStatus(error, 409)) {
         return { action: 'evict', status: 'skipped', reason: `pod ${ref} is no longer the pod that raised the alert (UID precondition failed)` };
       }
-      const refusal = isApiStatus(error, 429) ? budgetRefusal(error) : undefined;
+      const refusal = isApiStatus(error, 429) ? budgetRefusal(error as ApiException<string>) : undefined;
       if (refusal && context.dryRun) {
         return { action: 'evict', status: 'dry-run', reason: `would evict pod ${ref}, but its PodDisruptionBudget refuses now: ${refusal}` };
       }

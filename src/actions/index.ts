@@ -1,9 +1,16 @@
 import type { ActionModule } from './action.ts';
+import { annotateAction } from './annotate.ts';
 import { deleteAction } from './delete.ts';
+import { detachAction } from './detach.ts';
+import { evictAction } from './evict.ts';
+import { isolateAction } from './isolate.ts';
+import { labelAction } from './label.ts';
 import { mergePermissions, type Permission } from './permission.ts';
 
 /** Every action a policy can name, by name. */
-export const actionModules: ReadonlyMap<string, ActionModule> = new Map([[deleteAction.name, deleteAction]]);
+export const actionModules: ReadonlyMap<string, ActionModule> = new Map(
+  [deleteAction, evictAction, labelAction, annotateAction, isolateAction, detachAction].map((a) => [a.name, a]),
+);
 
 /**
  * What the service needs whatever the policy: read the pod before acting on it (identity,

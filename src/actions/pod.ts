@@ -10,9 +10,11 @@ export function controllerOf(pod: V1Pod | undefined): V1OwnerReference | undefin
   return pod?.metadata?.ownerReferences?.find((r) => r.controller === true);
 }
 
-/** The `causes` of a Kubernetes Status error body (field errors, disruption budget refusals). */
-export function statusCauses(error: unknown): { reason?: string; message?: string; field?: string }[] {
-  if (!(error instanceof ApiException) || typeof error.body !== 'string') return [];
+/**
+ * The `causes` of a Kubernetes Status error body (field errors, disruption budget refusals);
+ * none when the body is no Status (a proxy's text page, say).
+ */
+export function statusCauses(error: ApiException<string>): { reason?: string; message?: string; field?: string }[] {
   try {
     const causes = (JSON.parse(error.body) as { details?: { causes?: unknown } }).details?.causes;
     return Array.isArray(causes) ? causes : [];
@@ -40,7 +42,7 @@ export async function patchPod(context: ActionContext, kube: KubeClient, patch: 
     await kube.core.patchNamespacedPod({ namespace, name, body, ...(context.dryRun ? { dryRun: 'All' } : {}) }, mergePatch);
   } catch (error) {
     if (isApiStatus(error, 404)) return 'gone';
-    if (isApiStatus(error, 422) && statusCauses(error).some((c) => c.field === 'metadata.uid')) return 'replaced';
+    if (isApiStatus(error, 422) && statusCauses(error as ApiException<string>).some((c) => c.field === 'metadata.uid')) return 'replaced';
     throw kubeFailure(error, `patch pod ${podRef(context.target)}`, context.retryAfterSeconds);
   }
   return 'patched';

@@ -108,7 +108,7 @@ t.test('StatefulSet pods and unknown owners are skipped without a request', asyn
 });
 
 t.test('an owner already deleted still has its reference dropped, saving the pod from the garbage collector', async (t) => {
-  const { fake, context } = await cluster(t);
+  const { fake, context } = await cluster(t, replicaSetPod({ labels: undefined }));
   const outcome = await detachAction.run(await context(), {});
   t.same(outcome, {
     action: 'detach',

@@ -58,6 +58,12 @@ t.test('answers each API failure as the retry rule wants', async (t) => {
   }
 });
 
+t.test('a 429 whose body is no Status (a proxy in front of the API server) is an ordinary throttle', async (t) => {
+  const { fake, context } = await cluster(t);
+  fake.fail({ method: 'POST', path: /eviction$/, status: 429, rawBody: 'Too Many Requests' });
+  await t.rejects(evictAction.run(await context(), {}), { code: 'DROP_K8S_THROTTLED', message: `evict pod default/${podName}: Kubernetes answered 429: Too Many Requests` });
+});
+
 t.test('a new pod under the same name is not evicted', async (t) => {
   const { fake, context } = await cluster(t);
   const ctx = await context();

@@ -47,6 +47,12 @@ t.test('with no allow-list the policy has no rule at all: every packet in and ou
   t.same(fake.requests[0]?.body, expectedPolicy());
 });
 
+t.test('an allowance without ports opens every port to that CIDR', async (t) => {
+  const { fake, context } = await cluster(t);
+  await isolateAction.run(await context(), { allowEgress: [{ cidr: '10.0.0.0/8' }] });
+  t.same((fake.requests[0]?.body as { spec: { egress: unknown } }).spec.egress, [{ to: [{ ipBlock: { cidr: '10.0.0.0/8' } }] }]);
+});
+
 t.test('running twice finds the policy and the label in place and changes nothing', async (t) => {
   const { fake, context } = await cluster(t);
   t.equal((await isolateAction.run(await context(), dns)).status, 'done');

@@ -20,6 +20,8 @@ export interface Fault {
   readonly path: RegExp;
   readonly status?: number;
   readonly body?: unknown;
+  /** Send this text as the body instead (e.g. a proxy's page that is not JSON). */
+  readonly rawBody?: string;
   readonly headers?: Record<string, string>;
   /** Hold the answer this long (to trip the client's timeout). */
   readonly delayMs?: number;
@@ -305,6 +307,11 @@ export class FakeKube {
         return;
       }
       if (res.destroyed) return;
+      if (fault.rawBody !== undefined) {
+        res.writeHead(fault.status ?? 500, { 'content-type': 'text/plain', ...fault.headers });
+        res.end(fault.rawBody);
+        return;
+      }
       this.send(res, fault.status ?? 500, fault.body ?? statusBody(fault.status ?? 500, 'injected failure'), fault.headers);
       return;
     }
