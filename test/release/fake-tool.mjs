@@ -4,8 +4,13 @@
 // that is unset). $FAKE_<TOOL>_EXIT makes it fail with that exit code and $FAKE_<TOOL>_STDERR.
 import { appendFileSync, writeFileSync } from 'node:fs';
 
-const [tool, ...args] = process.argv.slice(2);
+const [tool = '', ...args] = process.argv.slice(2);
 const env = process.env;
+if (!tool) {
+  // Run without a tool name (e.g. `npx tap test/release/` runs every file here): nothing to fake.
+  process.stdout.write('usage: fake-tool.mjs docker|kind [args...]\n');
+  process.exit(0);
+}
 if (env.FAKE_TOOL_LOG) appendFileSync(env.FAKE_TOOL_LOG, JSON.stringify([tool, ...args]) + '\n');
 
 const exit = Number(env[`FAKE_${tool.toUpperCase()}_EXIT`] ?? 0);
