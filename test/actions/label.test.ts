@@ -1,6 +1,7 @@
 import t from 'tap';
 import { annotateAction } from '../../src/actions/annotate.ts';
 import { labelAction } from '../../src/actions/label.ts';
+import { createKubeClient } from '../../src/kube.ts';
 import { statusBody } from '../helpers/fake-kube.ts';
 import { cluster, contextFor, podName, podPath, podUid, replicaSetPod, validator } from './context.ts';
 
@@ -100,4 +101,15 @@ t.test('annotation values may be any string, keys are checked like label keys', 
   t.equal(valid({ annotations: { 'falco-drop.dev/output': 'A shell was spawned: <bash> & more\n', gone: null } }), true);
   t.equal(valid({ annotations: { 'bad key': 'v' } }), false);
   t.equal(valid({ annotations: { k: 5 } }), false);
+});
+
+t.test('the merge-patch header keeps the client timeout: a hung patch is retried as unavailable', async (t) => {
+  const { fake, context } = await cluster(t);
+  const quick = createKubeClient(fake.kubeConfig(), { timeoutMs: 100 });
+  t.teardown(() => quick.close());
+  fake.fail({ method: 'PATCH', path: /pods/, delayMs: 400, status: 200, body: {} });
+  await t.rejects(labelAction.run({ ...(await context()), kube: quick }, { labels: { tier: 'suspect' } }), {
+    code: 'DROP_K8S_UNAVAILABLE',
+    message: /^patch pod default\/\S+: Kubernetes API timed out/,
+  });
 });
