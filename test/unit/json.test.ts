@@ -1,0 +1,43 @@
+import t from 'tap';
+import { parseJson, stringifyJson } from '../../src/json.ts';
+import { evtTime, falcoJson } from './fixtures/falco.ts';
+
+t.test('keeps evt.time exact above 2^53 from parse to stringify', async (t) => {
+  const text = '{"evt.time":1749720067118402960}';
+  const value = parseJson(text) as { 'evt.time': unknown };
+  t.equal(value['evt.time'], evtTime);
+  t.not(BigInt(JSON.parse(text)['evt.time']), evtTime, 'plain JSON.parse would have rounded it');
+  t.equal(stringifyJson(value), text, 'writes every digit back as a bare number');
+});
+
+t.test('round-trips a Falcosidekick payload byte for byte apart from Go\'s escapes', async (t) => {
+  const text = falcoJson();
+  t.equal(stringifyJson(parseJson(text)), text.replace(/\\u003c/g, '<').replace(/\\u003e/g, '>').replace(/\\u0026/g, '&'));
+});
+
+t.test('decodes each kind of number to the right type', async (t) => {
+  const cases: { name: string; text: string; value: unknown }[] = [
+    { name: 'a safe integer stays a number', text: '34816', value: 34816 },
+    { name: 'a negative safe integer stays a number', text: '-1', value: -1 },
+    { name: 'the largest safe integer stays a number', text: '9007199254740991', value: Number.MAX_SAFE_INTEGER },
+    { name: 'one above the largest safe integer becomes a bigint', text: '9007199254740993', value: 9007199254740993n },
+    { name: 'a large negative integer becomes a bigint', text: '-1749720067118402960', value: -1749720067118402960n },
+    { name: 'a float stays a number', text: '0.5', value: 0.5 },
+    { name: 'a float with more digits than a double holds stays a number', text: '0.12345678901234567890', value: 0.12345678901234568 },
+    { name: 'a large float in exponent form stays a number', text: '1.7e18', value: 1.7e18 },
+  ];
+  for (const c of cases) {
+    const parsed = parseJson(c.text);
+    t.equal(typeof parsed, typeof c.value, c.name);
+    t.equal(parsed, c.value, c.name);
+  }
+});
+
+t.test('decodes strings, literals and structures like JSON.parse', async (t) => {
+  const text = '{"a":[true,false,null,"\\u003cNA\\u003e"],"b":{"c":1.25}}';
+  t.same(parseJson(text), JSON.parse(text));
+});
+
+t.test('throws a SyntaxError on invalid JSON', async (t) => {
+  t.throws(() => parseJson('{"a":'), SyntaxError);
+});

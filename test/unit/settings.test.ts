@@ -1,0 +1,140 @@
+import t from 'tap';
+import { parseSettings, SettingsError, type Settings } from '../../src/settings.ts';
+
+const defaults: Settings = {
+  port: 8080,
+  host: '0.0.0.0',
+  dryRun: false,
+  policyPath: undefined,
+  logLevel: 'info',
+  gracePeriodSeconds: 1,
+  apiTimeoutMs: 5000,
+  retryAfterSeconds: 5,
+  redeliveryMax: 10_000,
+  redeliveryTtlSeconds: 86_400,
+  namespace: undefined,
+  service: 'drop',
+};
+
+/** The SettingsError parseSettings throws; anything else (or no throw) fails the test. */
+function settingsError(env: Record<string, string>): SettingsError {
+  try {
+    parseSettings(env);
+  } catch (error) {
+    if (error instanceof SettingsError) return error;
+    throw error;
+  }
+  throw new Error('the settings were accepted');
+}
+
+t.test('uses the defaults for an empty environment', async (t) => {
+  t.same(parseSettings({}), defaults);
+});
+
+t.test('treats empty values as unset', async (t) => {
+  const env = Object.fromEntries(
+    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'K_SERVICE'].map((name) => [name, '']),
+  );
+  t.same(parseSettings(env), defaults);
+});
+
+t.test('reads every variable', async (t) => {
+  const env = {
+    PORT: '9090',
+    DROP_HOST: '127.0.0.1',
+    DROP_DRY_RUN: 'true',
+    DROP_POLICY: '/etc/drop/policy.yaml',
+    LOG_LEVEL: 'DEBUG',
+    DROP_GRACE_PERIOD_SECONDS: '0',
+    DROP_API_TIMEOUT_MS: '120000',
+    DROP_RETRY_AFTER_SECONDS: '30',
+    DROP_REDELIVERY_MAX: '1',
+    DROP_REDELIVERY_TTL_SECONDS: '2592000',
+    DROP_NAMESPACE: 'falco-drop',
+    K_SERVICE: 'drop-prod',
+    K_REVISION: 'drop-prod-00001',
+  };
+  t.same(parseSettings(env), {
+    port: 9090,
+    host: '127.0.0.1',
+    dryRun: true,
+    policyPath: '/etc/drop/policy.yaml',
+    logLevel: 'debug',
+    gracePeriodSeconds: 0,
+    apiTimeoutMs: 120_000,
+    retryAfterSeconds: 30,
+    redeliveryMax: 1,
+    redeliveryTtlSeconds: 2_592_000,
+    namespace: 'falco-drop',
+    service: 'drop-prod',
+  });
+});
+
+t.test('reads DROP_DRY_RUN as a flag in any case', async (t) => {
+  const cases: [string, boolean][] = [
+    ['true', true],
+    ['TRUE', true],
+    ['1', true],
+    ['yes', true],
+    ['Yes', true],
+    ['false', false],
+    ['False', false],
+    ['0', false],
+    ['no', false],
+  ];
+  for (const [value, dryRun] of cases) t.equal(parseSettings({ DROP_DRY_RUN: value }).dryRun, dryRun, value);
+});
+
+t.test('accepts each log level', async (t) => {
+  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) t.equal(parseSettings({ LOG_LEVEL: level }).logLevel, level, level);
+});
+
+t.test('accepts the bounds of each number', async (t) => {
+  const cases: [string, string, keyof Settings, number][] = [
+    ['PORT', '0', 'port', 0],
+    ['PORT', '65535', 'port', 65_535],
+    ['DROP_GRACE_PERIOD_SECONDS', '3600', 'gracePeriodSeconds', 3600],
+    ['DROP_API_TIMEOUT_MS', '100', 'apiTimeoutMs', 100],
+    ['DROP_RETRY_AFTER_SECONDS', '1', 'retryAfterSeconds', 1],
+    ['DROP_RETRY_AFTER_SECONDS', '3600', 'retryAfterSeconds', 3600],
+    ['DROP_REDELIVERY_MAX', '10000000', 'redeliveryMax', 10_000_000],
+    ['DROP_REDELIVERY_TTL_SECONDS', '1', 'redeliveryTtlSeconds', 1],
+  ];
+  for (const [name, value, key, parsed] of cases) t.equal(parseSettings({ [name]: value })[key], parsed, `${name}=${value}`);
+});
+
+t.test('rejects each bad value with the variable, the value and what is allowed', async (t) => {
+  const cases: [string, string, string][] = [
+    ['PORT', 'http', 'PORT=http: must be a whole number from 0 to 65535'],
+    ['PORT', '65536', 'PORT=65536: must be a whole number from 0 to 65535'],
+    ['PORT', '-1', 'PORT=-1: must be a whole number from 0 to 65535'],
+    ['PORT', '80.5', 'PORT=80.5: must be a whole number from 0 to 65535'],
+    ['DROP_GRACE_PERIOD_SECONDS', '3601', 'DROP_GRACE_PERIOD_SECONDS=3601: must be a whole number from 0 to 3600'],
+    ['DROP_API_TIMEOUT_MS', '99', 'DROP_API_TIMEOUT_MS=99: must be a whole number from 100 to 120000'],
+    ['DROP_RETRY_AFTER_SECONDS', '0', 'DROP_RETRY_AFTER_SECONDS=0: must be a whole number from 1 to 3600'],
+    ['DROP_REDELIVERY_MAX', '0', 'DROP_REDELIVERY_MAX=0: must be a whole number from 1 to 10000000'],
+    ['DROP_REDELIVERY_TTL_SECONDS', '2592001', 'DROP_REDELIVERY_TTL_SECONDS=2592001: must be a whole number from 1 to 2592000'],
+    ['DROP_DRY_RUN', 'Maybe', 'DROP_DRY_RUN=Maybe: must be true or false'],
+    ['LOG_LEVEL', 'Loud', 'LOG_LEVEL=Loud: must be one of fatal, error, warn, info, debug, trace, silent'],
+  ];
+  for (const [name, value, problem] of cases) {
+    const error = settingsError({ [name]: value });
+    t.same(error.problems, [problem], `${name}=${value}`);
+  }
+});
+
+t.test('lists every bad value together in one SettingsError', async (t) => {
+  const error = settingsError({ PORT: 'x', DROP_DRY_RUN: 'perhaps', LOG_LEVEL: 'verbose', DROP_API_TIMEOUT_MS: '0', DROP_HOST: '::' });
+  t.same(error.problems, [
+    'LOG_LEVEL=verbose: must be one of fatal, error, warn, info, debug, trace, silent',
+    'PORT=x: must be a whole number from 0 to 65535',
+    'DROP_DRY_RUN=perhaps: must be true or false',
+    'DROP_API_TIMEOUT_MS=0: must be a whole number from 100 to 120000',
+  ]);
+  t.equal(error.name, 'SettingsError');
+  t.type(error, Error);
+  t.equal(
+    error.message,
+    'invalid settings:\n  LOG_LEVEL=verbose: must be one of fatal, error, warn, info, debug, trace, silent\n  PORT=x: must be a whole number from 0 to 65535\n  DROP_DRY_RUN=perhaps: must be true or false\n  DROP_API_TIMEOUT_MS=0: must be a whole number from 100 to 120000',
+  );
+});
