@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { Ajv } from 'ajv';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, isSeq, parseDocument } from 'yaml';
 import { actionModules } from './actions/index.ts';
 import type { FalcoAlert } from './falco.ts';
 import { matchMismatch, type FieldCondition, type Match } from './match.ts';
 import { parsePriorityCondition, type PriorityCondition } from './priority-expression.ts';
 import { PolicyError, ProblemList, describeSchemaError, type PolicyProblem } from './policy-problems.ts';
 import { policySchema } from './policy-schema.ts';
+import { convertTalonRules } from './talon.ts';
 
 export { PolicyError, type PolicyProblem } from './policy-problems.ts';
 
@@ -197,6 +198,8 @@ export function parsePolicy(text: string, origin: string): Policy {
     });
     throw new PolicyError(origin, problems);
   }
+  // A top-level list is a Falco Talon rules file (drop's own format is a mapping).
+  if (isSeq(document.contents)) return policyFromObject(convertTalonRules(document, lines, origin), origin);
   return policyFromObject(document.toJS(), origin, new ProblemList(document, lines));
 }
 
