@@ -117,6 +117,9 @@ export function buildApp(options: AppOptions) {
     });
     const response = result.response as Response;
     const time = alertTime(alert.time);
+    if (response.decision === 'act' && response.eventErrors.length > 0 && !replayed) {
+      app.log.warn({ ...base, eventErrors: response.eventErrors }, 'could not record Kubernetes Events for what was done');
+    }
     app.log.info(
       {
         ...base,

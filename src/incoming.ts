@@ -61,12 +61,17 @@ function parseJsonText(text: string, what: string): Json {
   }
 }
 
-/** The CloudEvents HTTP binding percent-encodes header values; the SDK does not decode them. */
-function decodeHeaderValue(name: string, value: string): string {
+/**
+ * The CloudEvents HTTP binding percent-encodes header values and the SDK does not decode them;
+ * but Falcosidekick does not encode at all, so a rule named "CPU > 90%" arrives with a bare
+ * `%`. A value that is not valid percent-encoding is kept as sent: rejecting it (a final 400)
+ * would lose the alert, and the rule and priority are read from the body anyway.
+ */
+function decodeHeaderValue(value: string): string {
   try {
     return decodeURIComponent(value);
   } catch {
-    throw invalid(`header ${name} is not valid percent-encoding`);
+    return value;
   }
 }
 
@@ -95,7 +100,9 @@ function validateContext(attributes: Record<string, unknown>, where: string): Ev
   }
   const extensions: Record<string, string | number | boolean> = {};
   for (const [name, value] of Object.entries(attributes)) {
-    if (!knownAttributes.has(name)) extensions[name] = value as string | number | boolean;
+    if (knownAttributes.has(name)) continue;
+    if (typeof value === 'object') throw invalid(`${where}: extension "${name}" must be a string, number or boolean`);
+    extensions[name] = value as string | number | boolean;
   }
   const optional = (name: string): string | undefined => attributes[name] as string | undefined;
   return {
@@ -134,9 +141,10 @@ function parseBinary(headers: Headers, body: string): IncomingEvent {
   for (const [name, raw] of Object.entries(headers)) {
     if (!name.startsWith('ce-') || raw === undefined) continue;
     const attribute = name.slice(3);
-    attributes[attribute] = decodeHeaderValue(name, Array.isArray(raw) ? raw.join(',') : raw);
+    attributes[attribute] = decodeHeaderValue(Array.isArray(raw) ? raw.join(',') : raw);
   }
-  const contentType = header(headers, 'content-type');
+  // An empty Content-Type header says as little as none at all.
+  const contentType = header(headers, 'content-type')?.trim() || undefined;
   if (contentType !== undefined) attributes.datacontenttype = contentType;
   const context = validateContext(attributes, 'binary-mode event');
   const data = decodeData(body, mediaType(contentType), contentType !== undefined);

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { Ajv } from 'ajv';
+import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, isSeq, parseDocument } from 'yaml';
 import { actionModules } from './actions/index.ts';
 import type { FalcoAlert } from './falco.ts';
@@ -127,7 +127,8 @@ function checkSemantics(value: unknown, problems: ProblemList): void {
         return;
       }
       if (!isRecord(step.parameters) || validate(step.parameters)) return;
-      for (const error of validate.errors ?? []) {
+      // ajv sets `errors` whenever validation fails.
+      for (const error of validate.errors as ErrorObject[]) {
         const { path, message } = describeSchemaError(error);
         problems.add(`${at}/actions/${j}/parameters${path}`, message);
       }
@@ -177,7 +178,7 @@ function build(raw: RawPolicy, origin: string): Policy {
  */
 export function policyFromObject(value: unknown, origin: string, problems = new ProblemList(undefined, undefined)): Policy {
   if (!validateShape(value)) {
-    for (const error of validateShape.errors ?? []) {
+    for (const error of validateShape.errors as ErrorObject[]) {
       const { path, message } = describeSchemaError(error);
       problems.add(path, message);
     }

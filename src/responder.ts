@@ -1,5 +1,6 @@
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type { ActionOutcome } from './actions/action.ts';
+import { recordEvent } from './actions/events.ts';
 import { actionModules } from './actions/index.ts';
 import { DropError } from './errors.ts';
 import type { FalcoAlert } from './falco.ts';
@@ -43,6 +44,8 @@ export interface ActResponse extends ResponseCommon {
   /** UID of the pod acted on, as read from the API (the alert's when there is no cluster). */
   readonly podUid: string | undefined;
   readonly outcomes: readonly ActionOutcome[];
+  /** Kubernetes Events that could not be recorded (the response stands; the log says why). */
+  readonly eventErrors: readonly string[];
   /** done, dry-run, failed (an action failed for good), or skipped (every action skipped). */
   readonly result: 'done' | 'dry-run' | 'failed' | 'skipped';
 }
@@ -166,6 +169,7 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, even
   }
 
   const outcomes: ActionOutcome[] = [];
+  const eventErrors: string[] = [];
   for (const rule of due) {
     const context = {
       kube: options.kube,
@@ -188,11 +192,17 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, even
         outcome = { action: step.action, status: 'failed', reason: error.message };
       }
       outcomes.push(outcome);
+      // An Event on the pod for every outcome (kubectl describe pod); none under the global
+      // dry-run, which promises to change nothing in the cluster.
+      if (options.kube && pod && !options.dryRun) {
+        const event = await recordEvent(options.kube, pod, outcome, { ruleName: rule.name, alert, dryRun: context.dryRun, now: () => options.clock.now() });
+        if (!event.recorded) eventErrors.push(`${outcome.action}: ${event.error}`);
+      }
       if (outcome.status === 'failed' && !step.continueOnError) break;
     }
     options.cooldowns.start(rule.name, podKey, rule.cooldownSeconds);
   }
   const result = resultOf(outcomes);
   const reason = outcomes.map((o) => o.reason).join('; ');
-  return { decision: 'act', reason, target, podUid: pod?.metadata?.uid ?? target.uid, rules: due.map((r) => r.name), dryRun, outcomes, result };
+  return { decision: 'act', reason, target, podUid: pod?.metadata?.uid ?? target.uid, rules: due.map((r) => r.name), dryRun, outcomes, eventErrors, result };
 }

@@ -13,6 +13,7 @@ const podPath = '/api/v1/namespaces/default/pods/mysql-db-7d59548d75-g9msc';
 
 async function setup(t: Test, options: Parameters<typeof createTestApp>[0] = {}): Promise<{ fake: FakeKube; drop: TestApp }> {
   const fake = await new FakeKube().start();
+  fake.addNamespace('default');
   fake.addPod(makePod('default', 'mysql-db-7d59548d75-g9msc', podUid));
   const drop = await createTestApp({ fake, ...options });
   t.teardown(async () => {
@@ -20,6 +21,11 @@ async function setup(t: Test, options: Parameters<typeof createTestApp>[0] = {})
     await fake.stop();
   });
   return { fake, drop };
+}
+
+/** Writes to pods: every mutation but the Events that record them. */
+function podWrites(fake: FakeKube) {
+  return fake.mutations().filter((r) => !r.path.startsWith('/apis/events.k8s.io/'));
 }
 
 let ids = 0;
@@ -43,12 +49,20 @@ t.test('deletes the pod that raised the alert and replies with a CloudEvent that
   t.equal(data.alert.rule, 'Terminal shell in container');
   t.equal(data.alert.priority, 'Notice');
   t.same(data.actions, [{ action: 'delete', status: 'done', reason: 'deleted pod default/mysql-db-7d59548d75-g9msc (grace 1s)' }]);
-  // What the client actually sent: read the pod, then delete it bound to its UID.
+  // What the client actually sent: read the pod and its namespace (opt-out), delete the pod
+  // bound to its UID, and leave an Event on it.
   t.same(
     fake.requests.map((r) => `${r.method} ${r.path}`),
-    [`GET ${podPath}`, `DELETE ${podPath}`],
+    [`GET ${podPath}`, 'GET /api/v1/namespaces/default', `DELETE ${podPath}`, 'POST /apis/events.k8s.io/v1/namespaces/default/events'],
   );
-  const del = fake.requests[1]!;
+  t.match(fake.requests[3]?.body, {
+    type: 'Normal',
+    reason: 'FalcoDropDelete',
+    action: 'delete',
+    regarding: { kind: 'Pod', name: 'mysql-db-7d59548d75-g9msc', namespace: 'default', uid: podUid },
+    note: /deleted pod default\/mysql-db-7d59548d75-g9msc.*terminal-shell.*Terminal shell in container/,
+  });
+  const del = fake.requests[2]!;
   t.equal(del.contentType, 'application/json');
   t.equal(del.authorization, 'Bearer test-token');
   t.same(del.body, { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 1, preconditions: { uid: podUid } });
@@ -116,7 +130,7 @@ t.test('a pod already gone is success, never 404', async (t) => {
   fake.pods.clear();
   const res = await deliver(drop);
   t.equal(res.statusCode, 202);
-  t.same(fake.mutations(), []);
+  t.same(podWrites(fake), []);
   t.match(drop.logs.find((l) => l.decision === 'skip')?.msg, /already gone/);
 });
 
@@ -133,20 +147,20 @@ t.test('acts on the pod that raised the alert, not a namesake', async (t) => {
     const { fake, drop } = await setup(t);
     const res = await deliver(drop, falcoPayload({ fields: { 'k8s.pod.uid': '00000000-0000-0000-0000-000000000001' } }));
     t.equal(res.statusCode, 202);
-    t.same(fake.mutations(), []);
+    t.same(podWrites(fake), []);
     t.match(drop.logs.find((l) => l.decision === 'skip')?.msg, /UID/);
   });
   t.test('skips when the pod has no container with the alert container id', async (t) => {
     const { fake, drop } = await setup(t);
     const res = await deliver(drop, falcoPayload({ fields: { 'container.id': 'aaaaaaaaaaaa' } }));
     t.equal(res.statusCode, 202);
-    t.same(fake.mutations(), []);
+    t.same(podWrites(fake), []);
   });
   t.test('sends the alert UID as the delete precondition when it matches', async (t) => {
     const { fake, drop } = await setup(t);
     const res = await deliver(drop, falcoPayload({ fields: { 'k8s.pod.uid': podUid } }));
     t.equal(res.statusCode, 200);
-    t.same((fake.mutations()[0]?.body as { preconditions: unknown }).preconditions, { uid: podUid });
+    t.same((podWrites(fake)[0]?.body as { preconditions: unknown }).preconditions, { uid: podUid });
   });
   t.test('a UID precondition refused by the API (a new pod took the name) is a skip', async (t) => {
     const { fake, drop } = await setup(t);
@@ -213,7 +227,7 @@ t.test('a refusal that retrying cannot fix is final (422), not 2xx', async (t) =
     const res = await deliver(drop);
     t.equal(res.statusCode, 422);
     t.equal(JSON.parse(res.body).error.code, 'DROP_K8S_REJECTED');
-    t.same(fake.mutations(), []);
+    t.same(podWrites(fake), []);
   });
   t.test('a final failure is remembered: a redelivery gets the same answer without a new call', async (t) => {
     const { fake, drop } = await setup(t);
@@ -223,7 +237,7 @@ t.test('a refusal that retrying cannot fix is final (422), not 2xx', async (t) =
     t.equal(first.statusCode, 422);
     t.equal(second.statusCode, 422);
     t.equal(second.body, first.body);
-    t.equal(fake.mutations().length, 1);
+    t.equal(podWrites(fake).length, 1);
   });
 });
 
@@ -235,7 +249,7 @@ t.test('the same CloudEvent delivered again never acts twice', async (t) => {
     t.equal(second.statusCode, 200);
     t.equal(second.headers['ce-id'], first.headers['ce-id'], 'the same reply event');
     t.equal(second.body, first.body);
-    t.equal(fake.mutations().length, 1);
+    t.equal(podWrites(fake).length, 1);
     t.equal(drop.logs.filter((l) => l.replayed === true).length, 1);
   });
   t.test('concurrently: one delete, every copy gets the answer', async (t) => {
@@ -244,16 +258,16 @@ t.test('the same CloudEvent delivered again never acts twice', async (t) => {
     const answers = await Promise.all([1, 2, 3, 4, 5].map(() => deliver(drop, falcoPayload(), 'dup-2')));
     t.same(answers.map((a) => a.statusCode), [200, 200, 200, 200, 200]);
     t.equal(new Set(answers.map((a) => a.headers['ce-id'])).size, 1);
-    t.equal(fake.mutations().length, 1);
+    t.equal(podWrites(fake).length, 1);
   });
   t.test('the same id from another source is another event', async (t) => {
     const { fake, drop } = await setup(t);
-    fake.addPod(makePod('default', 'other', podUid));
+    fake.addPod(makePod('default', 'other', 'uid-other'));
     await deliver(drop, falcoPayload(), 'dup-3');
     const other = falcoPayload({ fields: { 'k8s.pod.name': 'other' } });
     const res = await deliver(drop, other, 'dup-3', { 'ce-source': 'falco.org' });
     t.equal(res.statusCode, 200);
-    t.equal(fake.mutations().length, 2);
+    t.equal(podWrites(fake).length, 2);
   });
 });
 
@@ -266,7 +280,7 @@ t.test('dry-run decides and reports without changing anything', async (t) => {
     t.equal(data.result, 'dry-run');
     t.equal(data.dryRun, true);
     t.match(data.actions[0].reason, /would delete pod default\/mysql-db-7d59548d75-g9msc/);
-    t.same((fake.mutations()[0]?.body as { dryRun: string[] }).dryRun, ['All']);
+    t.same((podWrites(fake)[0]?.body as { dryRun: string[] }).dryRun, ['All']);
     t.ok(fake.pods.has('default/mysql-db-7d59548d75-g9msc'), 'the pod is still there');
   });
   t.test('without a cluster: says what it would do', async (t) => {
@@ -322,7 +336,7 @@ t.test('accepts every delivery form of a Falco alert', async (t) => {
 
 t.test('a batch answers with the most urgent failure so nothing is lost', async (t) => {
   const { fake, drop } = await setup(t);
-  fake.addPod(makePod('default', 'second', podUid));
+  fake.addPod(makePod('default', 'second', 'uid-second'));
   const item = (id: string, pod: string) =>
     new CloudEvent({ id, source: 'https://falco.org', type: 'falco.rule.output.v1', datacontenttype: 'application/json', data: JSON.parse(falcoPayload({ fields: { 'evt.time': 1, 'k8s.pod.name': pod } })) as object });
   const body = JSON.stringify([item('b-1', 'mysql-db-7d59548d75-g9msc'), item('b-2', 'second')]);
@@ -331,10 +345,10 @@ t.test('a batch answers with the most urgent failure so nothing is lost', async 
   t.equal(first.statusCode, 503);
   const again = await drop.app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/cloudevents-batch+json' }, payload: body });
   t.equal(again.statusCode, 202);
-  t.equal(fake.mutations().filter((r) => r.path.endsWith('mysql-db-7d59548d75-g9msc')).length, 1, 'the first pod was deleted once');
+  t.equal(podWrites(fake).filter((r) => r.path.endsWith('mysql-db-7d59548d75-g9msc')).length, 1, 'the first pod was deleted once');
   t.equal(fake.pods.size, 0);
   fake.fail({ method: 'DELETE', path: /pods/, status: 403 });
-  fake.addPod(makePod('default', 'third', podUid));
+  fake.addPod(makePod('default', 'third', 'uid-third'));
   const final = await drop.app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/cloudevents-batch+json' }, payload: JSON.stringify([item('b-3', 'third')]) });
   t.equal(final.statusCode, 422);
   const bad = await drop.app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/cloudevents-batch+json' }, payload: JSON.stringify([item('b-4', 'third'), { specversion: '1.0', id: 'x', source: 's', type: 't', data: { rule: 'r', priority: 'Notice', output_fields: { a: {} } } }]) });
@@ -397,6 +411,7 @@ t.test('health and readiness', async (t) => {
 
 t.test('closing finishes the request in flight, asks keep-alive clients to go, and turns new work away to be retried', async (t) => {
   const fake = await new FakeKube().start();
+  fake.addNamespace('default');
   fake.addPod(makePod('default', 'mysql-db-7d59548d75-g9msc', podUid));
   fake.fail({ method: 'GET', path: /pods/, status: 200, delayMs: 300, body: { apiVersion: 'v1', kind: 'Pod', ...makePod('default', 'mysql-db-7d59548d75-g9msc', podUid) } });
   const drop = await createTestApp({ fake });

@@ -82,6 +82,7 @@ t.test('with no cluster, `npm start` runs in dry-run and says why in one line', 
 t.test('pointed at a Kubernetes API, a Broker delivery deletes exactly that pod', async (t) => {
   const fake = await new FakeKube().start();
   t.teardown(() => fake.stop());
+  fake.addNamespace('default');
   fake.addPod(makePod('default', 'mysql-db-7d59548d75-g9msc', 'uid-e2e'));
   fake.addPod(makePod('default', 'mysql-db-7d59548d75-other', 'uid-other'));
   const dir = mkdtempSync(join(tmpdir(), 'drop-kubeconfig-'));
@@ -95,14 +96,17 @@ t.test('pointed at a Kubernetes API, a Broker delivery deletes exactly that pod'
   t.equal(res.status, 200);
   t.equal(res.headers['ce-type'], 'dev.falcodrop.response.v1');
   t.match(res.body, /"evtTime":1749720067118402960/);
-  t.same(fake.mutations().map((r) => `${r.method} ${r.path}`), ['DELETE /api/v1/namespaces/default/pods/mysql-db-7d59548d75-g9msc']);
+  t.same(fake.mutations().map((r) => `${r.method} ${r.path}`), [
+    'DELETE /api/v1/namespaces/default/pods/mysql-db-7d59548d75-g9msc',
+    'POST /apis/events.k8s.io/v1/namespaces/default/events',
+  ], 'the delete, and an Event on the pod saying so');
   t.same([...fake.pods.keys()], ['default/mysql-db-7d59548d75-other'], 'only that pod');
 
   // The Broker redelivers: answered from the first outcome, no second delete.
   const again = await sendRaw(service.port, bytes);
   t.equal(again.status, 200);
   t.equal(again.headers['ce-id'], res.headers['ce-id']);
-  t.equal(fake.mutations().length, 1);
+  t.equal(fake.mutations().length, 2, 'nothing more');
 
   // SIGTERM with a request in flight: it completes, then the process exits 0.
   fake.addPod(makePod('default', 'slow', 'uid-slow'));

@@ -13,11 +13,12 @@ export const actionModules: ReadonlyMap<string, ActionModule> = new Map(
 );
 
 /**
- * What the service needs whatever the policy: read the pod before acting on it (identity,
- * opt-out labels) and record what it did as Kubernetes Events.
+ * What the service needs whatever the policy: read the pod and its namespace before acting
+ * (identity, the falco-drop/ignore opt-out) and record what it did as Kubernetes Events.
  */
 export const basePermissions: readonly Permission[] = [
   { apiGroup: '', resource: 'pods', verbs: ['get'] },
+  { apiGroup: '', resource: 'namespaces', verbs: ['get'] },
   { apiGroup: 'events.k8s.io', resource: 'events', verbs: ['create'] },
 ];
 

@@ -95,13 +95,23 @@ t.test('percent-decodes ce-* header values', async (t) => {
   t.equal(event.key, 'ce\u0000https://falco.org\u0000a/b', 'the key uses the decoded id');
 });
 
-t.test('rejects a ce-* header that is not valid percent-encoding', async (t) => {
-  for (const value of ['100%', '%E2%9C', '%zz']) {
-    const error = rejection(sidekickHeaders({ 'ce-rule': value }), body);
-    t.equal(error.code, 'DROP_INVALID_CLOUDEVENT', value);
-    t.equal(error.message, 'header ce-rule is not valid percent-encoding', value);
-    t.equal(error.status, 400, value);
+t.test('keeps a ce-* header that is not valid percent-encoding as sent (Falcosidekick does not encode)', async (t) => {
+  for (const value of ['CPU > 90%', '%E2%9C', '%zz']) {
+    const event = only(parseDelivery(sidekickHeaders({ 'ce-rule': value }), body));
+    t.equal(event.context?.extensions.rule, value, value);
   }
+});
+
+t.test('treats an empty Content-Type header as none', async (t) => {
+  const event = only(parseDelivery(sidekickHeaders({ 'content-type': '  ' }), body));
+  t.equal(event.context?.datacontenttype, undefined);
+  t.equal(typeof event.data, 'object', 'the body is still read as JSON');
+});
+
+t.test('rejects a structured extension whose value is an object', async (t) => {
+  const error = rejection({ 'content-type': 'application/cloudevents+json' }, JSON.stringify({ specversion: '1.0', id: '1', source: '/s', type: 't', custom: { a: 1 } }));
+  t.equal(error.code, 'DROP_INVALID_CLOUDEVENT');
+  t.match(error.message, /extension "custom" must be a string, number or boolean/);
 });
 
 t.test('joins a repeated header with commas', async (t) => {
