@@ -8,7 +8,7 @@
 // build or push leaves it as it was. `node hack/release.mjs --help` lists every option.
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, isAbsolute, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { formatCommand, planCommands, readPushedDigest, requireOnPath, run } from './release/docker.mjs';
 import { checkConfig, ReleaseError, renderRelease } from './release/manifests.mjs';
 import { defaultImageRepo, imagePlaceholder, parseOptions, usage, UsageError } from './release/options.mjs';
@@ -58,7 +58,7 @@ function main() {
 /** A path as the user would write it: relative when it is under the working directory. */
 function displayPath(path) {
   const rel = relative(process.cwd(), path);
-  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+  return rel.startsWith('..') ? path : rel;
 }
 
 /** Writes the release atomically: a temporary file next to the target, renamed over it. */
@@ -73,13 +73,15 @@ function write(out, { release }) {
     renameSync(temporary, out);
   } catch (error) {
     rmSync(temporary, { force: true });
-    throw new ReleaseError(`cannot write ${out}: ${error.code ?? error.message}`);
+    throw new ReleaseError(`cannot write ${out}: ${error.code}`);
   }
 }
 
 try {
   main();
 } catch (error) {
+  // Anything else is a bug, not a user's mistake: let node print its stack.
+  /* c8 ignore next */
   if (!(error instanceof ReleaseError || error instanceof UsageError)) throw error;
   process.stderr.write(`release: ${error.message}${error instanceof UsageError ? '' : ' (release not written)'}\n`);
   process.exit(error instanceof UsageError ? 2 : 1);

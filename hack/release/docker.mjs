@@ -9,9 +9,9 @@ import { imageName, localImageRepo } from './options.mjs';
 export const releasePlatforms = 'linux/amd64,linux/arm64';
 
 /** This machine's platform, for a --local build that kind can run without emulation. */
-export function localPlatform(arch = process.arch) {
-  const names = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' };
-  return `linux/${names[arch] ?? arch}`;
+export function localPlatform() {
+  // Node's names for the architectures are Docker's, but for these two.
+  return `linux/${process.arch.replace(/^x64$/, 'amd64').replace(/^ppc64$/, 'ppc64le')}`;
 }
 
 /**
@@ -46,9 +46,8 @@ export function formatCommand(command) {
 }
 
 /** Throws a clear error naming the missing program before anything runs. */
-export function requireOnPath(program, hint, path = process.env.PATH ?? '') {
-  for (const dir of path.split(delimiter)) {
-    if (!dir) continue;
+export function requireOnPath(program, hint) {
+  for (const dir of `${process.env.PATH}`.split(delimiter)) {
     const candidate = join(dir, program);
     try {
       if (!statSync(candidate).isFile()) continue;
@@ -65,7 +64,7 @@ export function requireOnPath(program, hint, path = process.env.PATH ?? '') {
 export function run(command) {
   const [program, ...args] = command;
   const result = spawnSync(program, args, { stdio: ['ignore', 2, 2] });
-  if (result.error) throw new ReleaseError(`${program} could not be started: ${result.error.code ?? result.error.message}`);
+  if (result.error) throw new ReleaseError(`${program} could not be started: ${result.error.code}`);
   if (result.status !== 0) {
     const how = result.status === null ? `was killed by ${result.signal}` : `exited ${result.status}`;
     throw new ReleaseError(`${formatCommand(command.slice(0, 3))} ${how} (its output is above)`);

@@ -17,12 +17,12 @@ export function listConfigFiles(dir) {
   try {
     entries = readdirSync(dir, { withFileTypes: true });
   } catch (error) {
-    throw new ReleaseError(`cannot read the config directory ${dir}: ${error.code ?? error.message}`);
+    throw new ReleaseError(`cannot read the config directory ${dir}: ${error.code}`);
   }
   const files = entries
     .filter((e) => e.isFile() && /\.ya?ml$/.test(e.name))
     .map((e) => e.name)
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    .sort(); // code-unit order, as ko and `kubectl apply -f dir` read them
   if (files.length === 0) throw new ReleaseError(`no *.yaml files in ${dir}`);
   return files;
 }

@@ -81,7 +81,11 @@ t.test('writes every top-level config file in file-name order, stamps the versio
 
 t.test('takes the version from RELEASE_VERSION when no flag gives it', async (t) => {
   const { out } = existingRelease();
-  const run = await runRelease(['--out', out], { KO_DOCKER_REPO: 'r.example', RELEASE_VERSION: '2.0.0-rc.1', FAKE_DOCKER_DIGEST: digest });
+  // A directory that happens to be called docker, earlier on PATH, is not docker.
+  const decoy = tempDir('decoy');
+  mkdirSync(join(decoy, 'docker'));
+  const env = { KO_DOCKER_REPO: 'r.example', RELEASE_VERSION: '2.0.0-rc.1', FAKE_DOCKER_DIGEST: digest };
+  const run = await runRelease(['--out', out], env, `${decoy}:${fakeBin}`);
   t.equal(run.code, 0, run.stderr);
   t.match(readFileSync(out, 'utf8'), /app\.kubernetes\.io\/version: "2\.0\.0-rc\.1"/);
   t.notMatch(readFileSync(out, 'utf8'), /app\.kubernetes\.io\/version: devel/);
@@ -98,6 +102,12 @@ t.test('--dry-run prints the docker command it would run and writes nothing', as
   );
   t.same(run.calls, [], 'docker was not run');
   t.equal(readFileSync(out, 'utf8'), before);
+});
+
+t.test('--dry-run names the release.yaml it would write, relative to where it runs', async (t) => {
+  const run = await runRelease(['--dry-run'], { KO_DOCKER_REPO: 'ghcr.io/you' });
+  t.equal(run.code, 0, run.stderr);
+  t.match(run.stdout, /\n# then write release\.yaml: /);
 });
 
 t.test('--local builds for this machine, loads the image into kind, and references it by its local tag', async (t) => {
@@ -181,6 +191,37 @@ const failures: {
     ran: 1,
   },
   {
+    name: 'docker cannot be started',
+    env: { KO_DOCKER_REPO: 'r.example' },
+    path: '__broken_docker__',
+    message: /^release: docker could not be started: ENOENT/,
+    ran: 0,
+  },
+  {
+    name: 'docker is killed',
+    env: { KO_DOCKER_REPO: 'r.example', FAKE_DOCKER_KILLED: '1' },
+    message: /^release: docker buildx build was killed by SIGKILL/,
+    ran: 1,
+  },
+  {
+    name: 'buildx writes no metadata file',
+    env: { KO_DOCKER_REPO: 'r.example', FAKE_DOCKER_NO_METADATA: '1' },
+    message: /^release: docker buildx wrote no readable --metadata-file \(ENOENT\): was the image pushed\?/,
+    ran: 1,
+  },
+  {
+    name: 'buildx writes metadata that is not JSON',
+    env: { KO_DOCKER_REPO: 'r.example', FAKE_DOCKER_METADATA: '{"containerimage.digest": ' },
+    message: /^release: docker buildx wrote no readable --metadata-file \(.*JSON.*\)/,
+    ran: 1,
+  },
+  {
+    name: 'buildx reports a malformed digest',
+    env: { KO_DOCKER_REPO: 'r.example', FAKE_DOCKER_DIGEST: 'sha256:abc' },
+    message: /^release: docker buildx metadata has no pushed digest \(containerimage\.digest is "sha256:abc"\)/,
+    ran: 1,
+  },
+  {
     name: 'buildx reports no pushed digest',
     env: { KO_DOCKER_REPO: 'r.example' },
     message: /^release: docker buildx metadata has no pushed digest \(containerimage\.digest is undefined\)/,
@@ -195,6 +236,7 @@ const failures: {
   },
   { name: 'a config file uses another ko:// image', env: { KO_DOCKER_REPO: 'r.example', FAKE_DOCKER_DIGEST: digest }, config: 'stray', message: /^release: 200-x\.yaml: unknown image placeholder ko:\/\/other/, ran: 0 },
   { name: 'no config file names the placeholder', env: { KO_DOCKER_REPO: 'r.example' }, config: 'none', message: /^release: no file in \S+ uses the image placeholder ko:\/\/falco-drop/, ran: 0 },
+  { name: 'the config directory has no YAML', env: { KO_DOCKER_REPO: 'r.example' }, config: 'empty', message: /^release: no \*\.yaml files in /, ran: 0 },
   { name: 'a config file is not YAML', env: { KO_DOCKER_REPO: 'r.example' }, config: 'broken', message: /^release: 100-a\.yaml is not valid YAML/, ran: 0 },
   { name: 'the config directory does not exist', args: ['--config-dir', '/nonexistent/config'], message: /^release: cannot read the config directory \/nonexistent\/config: ENOENT/, ran: 0 },
   { name: 'an unknown flag', args: ['--push-it'], message: /^release: unknown argument --push-it/, code: 2, ran: 0 },
@@ -207,6 +249,7 @@ const failures: {
 /** A config dir with a problem the tool must catch. */
 function badConfig(kind: string): string {
   const dir = tempDir('bad');
+  if (kind === 'empty') return dir;
   const image = kind === 'none' ? 'docker.io/library/nginx:1.27' : 'ko://falco-drop';
   writeFileSync(join(dir, '100-a.yaml'), kind === 'broken' ? 'kind: [unclosed\n' : `apiVersion: v1\nkind: Service\nspec:\n  containers:\n    - image: ${image}\n`);
   if (kind === 'stray') writeFileSync(join(dir, '200-x.yaml'), 'spec:\n  containers:\n    - image: "ko://other"\n');
@@ -217,9 +260,10 @@ for (const f of failures) {
   t.test(`fails with one clear line and leaves the release untouched when ${f.name}`, async (t) => {
     const { out, before } = existingRelease();
     let path = f.path ?? fakeBin;
-    if (path === '__docker_only__') {
+    if (path === '__docker_only__' || path === '__broken_docker__') {
+      const broken = path === '__broken_docker__';
       path = tempDir('bin');
-      writeFileSync(join(path, 'docker'), readFileSync(join(fakeBin, 'docker')), { mode: 0o755 });
+      writeFileSync(join(path, 'docker'), broken ? '#!/nonexistent/interpreter\n' : readFileSync(join(fakeBin, 'docker')), { mode: 0o755 });
     }
     const args = [...(f.config ? ['--config-dir', badConfig(f.config)] : []), ...(f.args ?? []), '--out', out];
     const run = await runRelease(args, f.env ?? {}, path);
@@ -232,6 +276,12 @@ for (const f of failures) {
     t.same(readdirSync(join(out, '..')), ['release.yaml'], 'no temporary file left behind');
   });
 }
+
+t.test('fails with one clear line when the release cannot be written', async (t) => {
+  const run = await runRelease(['--yaml-only', '--out', '/nonexistent/dir/release.yaml']);
+  t.equal(run.code, 1);
+  t.equal(run.stderr, 'release: cannot write /nonexistent/dir/release.yaml: ENOENT (release not written)\n');
+});
 
 t.test('the config files the release is made of are the top-level ones', async (t) => {
   t.ok(configFiles.length >= 8);

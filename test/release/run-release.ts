@@ -21,15 +21,20 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `drop-release-${prefix}-`));
 }
 
+/** The tool's own settings: a developer's KO_DOCKER_REPO (or a fake's) never leaks into a test. */
+const settings = /^(KO_DOCKER_REPO|KIND_CLUSTER_NAME|RELEASE_.*|FAKE_.*)$/;
+
 /**
- * Runs the release tool in the repository root with only the given environment (plus the fake
- * tools on PATH unless `path` says otherwise), so a developer's KO_DOCKER_REPO never leaks in.
+ * Runs the release tool in the repository root with the fake tools alone on PATH (unless `path`
+ * says otherwise) and the given settings. The rest of the environment is passed on, so tap
+ * measures the tool's coverage in the child as it does in-process.
  */
 export async function runRelease(args: string[], env: Record<string, string> = {}, path: string = fakeBin): Promise<ReleaseRun> {
   const log = join(tempDir('log'), 'calls.jsonl');
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !settings.test(k)));
   const child = spawn(process.execPath, [releaseScript, ...args], {
     cwd: root,
-    env: { PATH: path, FAKE_NODE: process.execPath, FAKE_TOOL_LOG: log, ...env },
+    env: { ...inherited, PATH: path, FAKE_NODE: process.execPath, FAKE_TOOL_LOG: log, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
