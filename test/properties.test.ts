@@ -30,9 +30,10 @@ const match = fc.record(
 );
 const rule = fc.record({ match, actions: fc.array(step, { minLength: 1, maxLength: 3 }), continue: fc.boolean(), dryRun: fc.boolean() });
 const policy = fc.record({ rules: fc.array(rule, { minLength: 1, maxLength: 3 }), protectTeamA: fc.boolean() });
+type PolicyInput = typeof policy extends fc.Arbitrary<infer T> ? T : never;
 const alert = fc.record({ rule: fc.constantFrom(...falcoRules), priority: fc.constantFrom(...priorities), namespace: fc.constantFrom(...namespaces), pod: fc.constantFrom(...pods) });
 
-function policyYaml(p: fc.Infer<typeof policy>): string {
+function policyYaml(p: PolicyInput): string {
   const rules = p.rules.map((r, i) => ({ name: `r${i}`, ...r }));
   return JSON.stringify({ ...(p.protectTeamA ? { protectedNamespaces: ['team-a'] } : {}), guards: { maxAlertAgeSeconds: 86400 }, rules });
 }

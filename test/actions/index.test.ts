@@ -21,9 +21,11 @@ t.test('every parameter schema compiles in ajv strict mode and refuses unknown k
 t.test('the ClusterRole needs exactly the base permissions and what the actions declare', async (t) => {
   t.same(basePermissions, [
     { apiGroup: '', resource: 'pods', verbs: ['get'] },
+    { apiGroup: '', resource: 'namespaces', verbs: ['get'] },
     { apiGroup: 'events.k8s.io', resource: 'events', verbs: ['create'] },
   ]);
   t.same(requiredPermissions(), [
+    { apiGroup: '', resource: 'namespaces', verbs: ['get'] },
     { apiGroup: '', resource: 'pods', verbs: ['delete', 'get', 'patch'] },
     { apiGroup: '', resource: 'pods/eviction', verbs: ['create'] },
     { apiGroup: 'apps', resource: 'daemonsets', verbs: ['get'] },
