@@ -105,6 +105,8 @@ function priorities(match: unknown, at: string): { path: string; value: string }
  */
 function checkSemantics(value: unknown, problems: ProblemList): void {
   const rules = isRecord(value) && Array.isArray(value.rules) ? value.rules : [];
+  const guards = isRecord(value) && isRecord(value.guards) ? value.guards : {};
+  const budget = typeof guards.destructivePerMinute === 'number' ? guards.destructivePerMinute : defaultGuards.destructivePerMinute;
   const names = new Map<string, number>();
   rules.forEach((rule: unknown, i) => {
     if (!isRecord(rule)) return;
@@ -119,6 +121,11 @@ function checkSemantics(value: unknown, problems: ProblemList): void {
       if (typeof parsed === 'string') problems.add(path, parsed);
     }
     const steps = Array.isArray(rule.actions) ? rule.actions : [];
+    // A response that needs more destructive actions than the budget could never run.
+    const destructive = steps.filter((s: unknown) => isRecord(s) && actionModules.get(String(s.action))?.destructive === true).length;
+    if (destructive > budget) {
+      problems.add(`${at}/actions`, `${destructive} destructive actions in one response, more than guards.destructivePerMinute (${budget}): it could never run`);
+    }
     steps.forEach((step: unknown, j) => {
       if (!isRecord(step) || typeof step.action !== 'string') return;
       const validate = validateParameters.get(step.action);

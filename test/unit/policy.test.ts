@@ -351,3 +351,11 @@ t.test('describeSchemaError names the keyword when a schema error has no message
   t.same(describeSchemaError(error), { path: '/guards/cooldownSeconds', message: 'multipleOf' });
   t.same(describeSchemaError({ ...error, message: 'must be multiple of 5' }), { path: '/guards/cooldownSeconds', message: 'must be multiple of 5' });
 });
+
+t.test('refuses a rule with more destructive actions than the budget allows in a minute', async (t) => {
+  const yaml = 'guards: {destructivePerMinute: 1}\nrules:\n  - name: twice\n    match: {}\n    actions: [{action: evict}, {action: delete}, {action: label, parameters: {labels: {a: b}}}]\n';
+  const error = t.throws(() => parsePolicy(yaml, 'p.yaml')) as PolicyError;
+  t.match(error.message, 'p.yaml:5:5 /rules/0/actions: 2 destructive actions in one response, more than guards.destructivePerMinute (1): it could never run');
+  const fine = parsePolicy(yaml.replace('destructivePerMinute: 1', 'destructivePerMinute: 2'), 'p.yaml');
+  t.equal(fine.rules[0]?.actions.length, 3, 'within the budget it loads');
+});
