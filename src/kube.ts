@@ -120,17 +120,28 @@ export function createKubeClient(kubeConfig: KubeConfig, options: KubeClientOpti
   };
 }
 
-/** The Kubernetes Status body's message, when the error carries one. */
-function statusMessage(error: ApiException<unknown>): string {
-  const body = error.body;
-  if (typeof body === 'string') {
-    try {
-      const parsed = JSON.parse(body) as { message?: unknown };
-      if (typeof parsed.message === 'string') return parsed.message;
-    } catch {
-      return body.slice(0, 200);
-    }
+/** The parts of a Kubernetes `Status` error body that drop reads. */
+export interface KubeStatus {
+  readonly message?: unknown;
+  readonly details?: { readonly causes?: unknown };
+}
+
+/** The error's body as a `Status` object, or undefined when it is none (a proxy's text page, say). */
+export function parseStatus(error: ApiException<unknown>): KubeStatus | undefined {
+  if (typeof error.body !== 'string') return undefined;
+  try {
+    const parsed: unknown = JSON.parse(error.body);
+    return typeof parsed === 'object' && parsed !== null ? (parsed as KubeStatus) : undefined;
+  } catch {
+    return undefined;
   }
+}
+
+/** The Status body's message; else the start of a body that is not JSON; else the HTTP code. */
+function statusMessage(error: ApiException<unknown>): string {
+  const status = parseStatus(error);
+  if (typeof status?.message === 'string') return status.message;
+  if (status === undefined && typeof error.body === 'string') return error.body.slice(0, 200);
   return `HTTP ${error.code}`;
 }
 

@@ -1,7 +1,7 @@
 import type { V1DeleteOptions, V1Pod } from '@kubernetes/client-node';
-import { isApiStatus, kubeFailure } from '../kube.ts';
+import { kubeFailure } from '../kube.ts';
 import { podRef, type ActionModule } from './action.ts';
-import { controllerOf } from './pod.ts';
+import { controllerOf, goneOrReplaced } from './pod.ts';
 
 /** Owner kinds a policy can ask to spare: deleting their pods rarely helps (a DaemonSet's pod comes back on the same node, a StatefulSet's with the same name and volume, a Job's is its work). */
 export const skippableOwnerKinds = ['DaemonSet', 'StatefulSet', 'Job'] as const;
@@ -15,9 +15,9 @@ function spared(pod: V1Pod | undefined, ref: string, skipOwnerKinds: readonly st
 }
 
 /**
- * Deletes the pod. The delete carries a UID precondition (the UID read just before, or the
- * alert's `k8s.pod.uid`), so a new pod that took the name in the meantime is never deleted:
- * the API answers 409 and the outcome is a skip. A pod already gone (404) is success.
+ * Deletes the pod. The delete carries a UID precondition (the UID read just before, already
+ * checked against the alert's), so a new pod that took the name in the meantime is never
+ * deleted: the API answers 409 and the outcome is a skip. A pod already gone (404) is success.
  */
 export const deleteAction: ActionModule = {
   name: 'delete',
@@ -52,10 +52,8 @@ export const deleteAction: ActionModule = {
     try {
       await context.kube.core.deleteNamespacedPod({ namespace: context.target.namespace, name: context.target.name, body });
     } catch (error) {
-      if (isApiStatus(error, 404)) return { action: 'delete', status: 'done', reason: `pod ${ref} was already gone` };
-      if (isApiStatus(error, 409)) {
-        return { action: 'delete', status: 'skipped', reason: `pod ${ref} is no longer the pod that raised the alert (UID precondition failed)` };
-      }
+      const outcome = goneOrReplaced(error, 'delete', ref);
+      if (outcome) return outcome;
       throw kubeFailure(error, `delete pod ${ref}`, context.retryAfterSeconds);
     }
     if (context.dryRun) {

@@ -1,7 +1,7 @@
 import type { ApiException, V1Eviction } from '@kubernetes/client-node';
 import { isApiStatus, kubeFailure } from '../kube.ts';
 import { podRef, type ActionModule } from './action.ts';
-import { statusCauses } from './pod.ts';
+import { goneOrReplaced, statusCauses } from './pod.ts';
 
 /** The disruption budget's own words when a 429 is its refusal ("needs 2 healthy pods and has 2"). */
 function budgetRefusal(error: ApiException<string>): string | undefined {
@@ -42,10 +42,8 @@ export const evictAction: ActionModule = {
     try {
       await context.kube.core.createNamespacedPodEviction({ namespace, name, body, ...(context.dryRun ? { dryRun: 'All' } : {}) });
     } catch (error) {
-      if (isApiStatus(error, 404)) return { action: 'evict', status: 'done', reason: `pod ${ref} was already gone` };
-      if (isApiStatus(error, 409)) {
-        return { action: 'evict', status: 'skipped', reason: `pod ${ref} is no longer the pod that raised the alert (UID precondition failed)` };
-      }
+      const outcome = goneOrReplaced(error, 'evict', ref);
+      if (outcome) return outcome;
       const refusal = isApiStatus(error, 429) ? budgetRefusal(error as ApiException<string>) : undefined;
       if (refusal && context.dryRun) {
         return { action: 'evict', status: 'dry-run', reason: `would evict pod ${ref}, but its PodDisruptionBudget refuses now: ${refusal}` };

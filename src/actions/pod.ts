@@ -1,6 +1,6 @@
 import { ApiException, PatchStrategy, setHeaderOptions, type V1OwnerReference, type V1Pod } from '@kubernetes/client-node';
-import { isApiStatus, kubeFailure, type KubeClient } from '../kube.ts';
-import { podRef, type ActionContext } from './action.ts';
+import { isApiStatus, kubeFailure, parseStatus, type KubeClient } from '../kube.ts';
+import { podRef, type ActionContext, type ActionOutcome } from './action.ts';
 
 /** Every pod patch is an RFC 7386 JSON merge patch: a null value removes a key. */
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -15,12 +15,19 @@ export function controllerOf(pod: V1Pod | undefined): V1OwnerReference | undefin
  * none when the body is no Status (a proxy's text page, say).
  */
 export function statusCauses(error: ApiException<string>): { reason?: string; message?: string; field?: string }[] {
-  try {
-    const causes = (JSON.parse(error.body) as { details?: { causes?: unknown } }).details?.causes;
-    return Array.isArray(causes) ? causes : [];
-  } catch {
-    return [];
-  }
+  const causes = parseStatus(error)?.details?.causes;
+  return Array.isArray(causes) ? causes : [];
+}
+
+/**
+ * The outcome of a delete or an eviction that the API answered 404 (the pod is already gone:
+ * done) or 409 (the UID precondition failed: another pod took the name, skipped); undefined
+ * for any other error.
+ */
+export function goneOrReplaced(error: unknown, action: string, ref: string): ActionOutcome | undefined {
+  if (isApiStatus(error, 404)) return { action, status: 'done', reason: `pod ${ref} was already gone` };
+  if (isApiStatus(error, 409)) return { action, status: 'skipped', reason: `pod ${ref} is no longer the pod that raised the alert (UID precondition failed)` };
+  return undefined;
 }
 
 /** What a pod patch came to: applied, the pod is gone (404), or the name now holds another pod. */
