@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -17,22 +18,10 @@ const runs = Number(process.env.BENCH_STARTS ?? 7);
 const requests = Number(process.env.BENCH_REQUESTS ?? 2000);
 const baselineDir = mkdtempSync(join(tmpdir(), 'drop-bench-'));
 
-await build({
-  entryPoints: ['src/main.ts'],
-  outfile: join(baselineDir, 'main.mjs'),
-  bundle: true,
-  packages: 'external',
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  logLevel: 'warning',
-  absWorkingDir: process.cwd(),
-  // Resolve the external packages from this project's node_modules.
-  nodePaths: [join(process.cwd(), 'node_modules')],
-});
-// An ESM file resolves bare imports from its own location: put it beside node_modules.
+// The baseline: drop's own code bundled, its dependencies left to node_modules. An ESM file
+// resolves bare imports from its own location, so it is written beside node_modules.
 const baseline = join(process.cwd(), `.bench-baseline-${process.pid}.mjs`);
-await build({ entryPoints: [join(baselineDir, 'main.mjs')], outfile: baseline, bundle: false, platform: 'node', format: 'esm', logLevel: 'warning' });
+await build({ entryPoints: ['src/main.ts'], outfile: baseline, bundle: true, packages: 'external', platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning' });
 
 const env = { PATH: process.env.PATH, HOME: baselineDir, PORT: '0', DROP_HOST: '127.0.0.1', LOG_LEVEL: 'warn', DROP_DRY_RUN: 'true' };
 
@@ -56,12 +45,23 @@ function post(port, body, headers, agent) {
   });
 }
 
+/** A port the OS reports free on 127.0.0.1 (a random pick could collide and fail the start). */
+async function freePort() {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  const { port } = server.address();
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
 /** Starts a service file and resolves once /healthz answers 200. */
 async function start(file) {
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const started = process.hrtime.bigint();
   const child = spawn(process.execPath, [file], { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
   for (;;) {
+    // A service that dies at startup would otherwise be polled forever.
+    if (child.exitCode !== null) throw new Error(`${file} exited ${child.exitCode} before answering /healthz`);
     try {
       if ((await get(port, '/healthz')) === 200) break;
     } catch {
