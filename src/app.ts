@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyError, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { DropError } from './errors.ts';
-import { parseFalcoAlert } from './falco.ts';
+import { alertTimeMs, parseFalcoAlert } from './falco.ts';
 import { parseDelivery, type IncomingEvent } from './incoming.ts';
 import { stringifyJson } from './json.ts';
 import { RedeliveryMemory } from './redelivery.ts';
@@ -38,11 +38,6 @@ function errorAnswer(error: DropError): Answer {
 
 function send(reply: FastifyReply, answer: Answer): FastifyReply {
   return reply.code(answer.status).headers(answer.headers).send(answer.body);
-}
-
-function alertTime(time: string | undefined): number | undefined {
-  const ms = time === undefined ? Number.NaN : Date.parse(time);
-  return Number.isNaN(ms) ? undefined : ms;
 }
 
 /**
@@ -116,7 +111,8 @@ export function buildApp(options: AppOptions) {
       return { status: 200, headers: reply.headers, body: reply.body, response };
     });
     const response = result.response as Response;
-    const time = alertTime(alert.time);
+    // The age the guard judged: the alert's own time, else its CloudEvent's.
+    const time = alertTimeMs(alert, context?.time);
     if (response.decision === 'act' && response.eventErrors.length > 0 && !replayed) {
       app.log.warn({ ...base, eventErrors: response.eventErrors }, 'could not record Kubernetes Events for what was done');
     }

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { ActionOutcome } from './actions/action.ts';
-import { parseFalcoAlert, type FalcoAlert } from './falco.ts';
+import { alertTimeMs, parseFalcoAlert, type FalcoAlert } from './falco.ts';
 import { Cooldowns, DestructiveBudget } from './guards.ts';
 import { parseDelivery } from './incoming.ts';
 import { parseJson, type Json } from './json.ts';
@@ -131,8 +131,8 @@ function actionReports(policy: Policy, response: Response): ActionReport[] {
 
 async function checkAlert(file: string, alert: FalcoAlert, eventTime: string | undefined, options: Options): Promise<AlertReport> {
   // The clock stands at the alert's own time, so the age guard does not skip a sample written long ago.
-  const at = Date.parse(alert.time ?? eventTime ?? '');
-  const now = Number.isNaN(at) ? new Date() : new Date(at);
+  const at = alertTimeMs(alert, eventTime);
+  const now = at === undefined ? new Date() : new Date(at);
   const clock = { now: () => now };
   const defaults = parseSettings({});
   const response = await respond(
@@ -154,7 +154,7 @@ async function checkAlert(file: string, alert: FalcoAlert, eventTime: string | u
   return {
     file,
     alert: { rule: alert.rule, priority: alert.priority, source: alert.source, time: alert.time ?? eventTime },
-    clock: Number.isNaN(at) ? undefined : now.toISOString(),
+    clock: at === undefined ? undefined : now.toISOString(),
     target: selection.target,
     noTarget: selection.target ? undefined : selection.reason,
     rules: ruleReports(options.policy, alert, selection.target?.namespace),

@@ -36,6 +36,12 @@ export interface FalcoAlert {
   readonly outputFields: Readonly<Record<string, OutputFieldValue>>;
 }
 
+/** When the alert happened: its own `time`, else its CloudEvent's; undefined when neither parses. */
+export function alertTimeMs(alert: FalcoAlert, eventTime: string | undefined): number | undefined {
+  const ms = Date.parse(alert.time ?? eventTime ?? '');
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
 function isObject(value: Json | undefined): value is { [key: string]: Json } {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -3,7 +3,7 @@ import type { ActionOutcome } from './actions/action.ts';
 import { recordEvent } from './actions/events.ts';
 import { actionModules } from './actions/index.ts';
 import { DropError } from './errors.ts';
-import type { FalcoAlert } from './falco.ts';
+import { alertTimeMs, type FalcoAlert } from './falco.ts';
 import { isApiStatus, kubeFailure, type KubeClient } from './kube.ts';
 import { selectRules, type Policy, type ResponseRule } from './policy.ts';
 import { selectTarget, type PodTarget } from './target.ts';
@@ -103,12 +103,6 @@ function resultOf(outcomes: readonly ActionOutcome[]): ActResponse['result'] {
   return 'skipped';
 }
 
-/** How old the alert is, in seconds, from its own time (else the CloudEvent's), if known. */
-function alertAgeSeconds(alert: FalcoAlert, eventTime: string | undefined, clock: Clock): number | undefined {
-  const ms = Date.parse(alert.time ?? eventTime ?? '');
-  return Number.isNaN(ms) ? undefined : (clock.now().getTime() - ms) / 1000;
-}
-
 /** Checks on the live pod: still there, the same pod, not opted out. A reason to skip, or the pod. */
 async function checkPod(options: ResponderOptions, kube: KubeClient, target: PodTarget): Promise<V1Pod | string> {
   const pod = await readPod(kube, target, options.retryAfterSeconds);
@@ -138,7 +132,8 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, even
   const target = selection.target;
   if (options.protectedNamespaces.has(target.namespace)) return skip(`namespace ${target.namespace} is protected`, target, rules, dryRun);
   const { maxAlertAgeSeconds } = options.policy.guards;
-  const age = alertAgeSeconds(alert, eventTime, options.clock);
+  const time = alertTimeMs(alert, eventTime);
+  const age = time === undefined ? undefined : (options.clock.now().getTime() - time) / 1000;
   if (age !== undefined && age > maxAlertAgeSeconds) {
     return skip(`the alert is ${Math.round(age)} s old, older than ${maxAlertAgeSeconds} s: too late to act on`, target, rules, dryRun);
   }
