@@ -143,7 +143,9 @@ export function buildApp(options: AppOptions) {
     if (closing) throw new DropError('DROP_SHUTTING_DOWN', 'the service is shutting down; retry', { retryAfterSeconds: 1 });
     const body = typeof request.body === 'string' ? request.body : '';
     const events = parseDelivery(request.headers, body);
-    if (events[0]?.mode !== 'batch') return send(reply, await answerAlert(events[0]!));
+    // parseDelivery gives one event, or a batch's events (none for an empty batch).
+    const [first] = events;
+    if (first && first.mode !== 'batch') return send(reply, await answerAlert(first));
     // A batch cannot carry one reply event: answer 202 when every event is done, else the
     // most urgent failure (a retryable one first, so the whole batch comes back; the work
     // already done is answered from memory then).

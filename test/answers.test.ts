@@ -355,6 +355,14 @@ t.test('a batch answers with the most urgent failure so nothing is lost', async 
   t.equal(bad.statusCode, 400);
 });
 
+t.test('an empty batch has nothing to do: 202, not a retry', async (t) => {
+  const { fake, drop } = await setup(t);
+  const res = await drop.app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/cloudevents-batch+json' }, payload: '[]' });
+  t.equal(res.statusCode, 202);
+  t.equal(res.body, '');
+  t.same(fake.requests, []);
+});
+
 t.test('rejects what is not an alert with a clear, final error', async (t) => {
   const cases = [
     { name: 'garbage', headers: { 'content-type': 'text/plain' }, body: 'hello', status: 400, code: 'DROP_NOT_AN_EVENT' },
