@@ -113,6 +113,7 @@ t.test('maps Kubernetes answers to the Broker retry rule', async (t) => {
     { error: new ApiException(422, 'x', 'not json at all', {}), code: 'DROP_K8S_REJECTED', status: 422, retryAfter: undefined, message: /422: not json at all/ },
     { error: new ApiException(400, 'x', '{"kind":"Status"}', {}), code: 'DROP_K8S_REJECTED', status: 422, retryAfter: undefined, message: /answered 400: HTTP 400/ },
     { error: new ApiException(400, 'x', undefined as unknown as string, {}), code: 'DROP_K8S_REJECTED', status: 422, retryAfter: undefined, message: /HTTP 400/ },
+    { error: new ApiException(502, 'x', '"Bad Gateway"', {}), code: 'DROP_K8S_UNAVAILABLE', status: 503, retryAfter: 5, message: /answered 502: "Bad Gateway"/ },
     { error: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }), code: 'DROP_K8S_UNAVAILABLE', status: 503, retryAfter: 5, message: /unreachable: connect ECONNREFUSED/ },
     { error: 'a string', code: 'DROP_K8S_UNAVAILABLE', status: 503, retryAfter: 5, message: /unreachable: a string/ },
   ];
