@@ -117,7 +117,7 @@ t.test('pointed at a Kubernetes API, a Broker delivery deletes exactly that pod'
     headers: { 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'slow-1', 'ce-source': 'https://falco.org', 'ce-type': 'falco.rule.output.v1' },
     body: slowBody,
   });
-  await new Promise((resolve) => setTimeout(resolve, 150));
+  await fake.arrived('GET', /\/pods\/slow$/);
   const code = stop(service);
   const slow = await inFlight;
   t.equal(slow.status, 200, 'the request in flight is finished');

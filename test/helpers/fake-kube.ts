@@ -267,6 +267,20 @@ export class FakeKube {
   }
 
   /** Requests that change something (everything but GET). */
+  /**
+   * Resolves once a request matching `method` and `path` has arrived (it is recorded before any
+   * injected delay), so a test can act while that request is in flight instead of sleeping.
+   */
+  async arrived(method: string, path: RegExp, timeoutMs = 10_000): Promise<RecordedRequest> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.requests.find((r) => r.method === method && path.test(r.path));
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`no ${method} ${path} reached the fake API server in ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
   mutations(): RecordedRequest[] {
     return this.requests.filter((r) => r.method !== 'GET');
   }
