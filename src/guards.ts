@@ -34,6 +34,11 @@ export class Cooldowns {
   start(rule: string, pod: string, seconds: number): void {
     this.until.set(`${rule}\u0000${pod}`, this.clock.now().getTime() + seconds * 1000);
   }
+
+  /** Ends a cooldown started for a response that did not happen (the Broker will retry it). */
+  cancel(rule: string, pod: string): void {
+    this.until.delete(`${rule}\u0000${pod}`);
+  }
 }
 
 /**

@@ -163,41 +163,60 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, even
     });
   }
 
+  // The cooldowns start now, before the first await: alerts about this pod that arrive while
+  // these actions run are skipped instead of acting on it again. A rule whose actions end in
+  // a retryable failure gets its cooldown back, so the Broker's retry can act.
+  for (const rule of due) options.cooldowns.start(rule.name, podKey, rule.cooldownSeconds);
   const outcomes: ActionOutcome[] = [];
   const eventErrors: string[] = [];
-  for (const rule of due) {
-    const context = {
-      kube: options.kube,
-      target,
-      pod,
-      alert,
-      ruleName: rule.name,
-      dryRun: options.dryRun || rule.dryRun,
-      retryAfterSeconds: options.retryAfterSeconds,
-      defaults: { gracePeriodSeconds: options.gracePeriodSeconds },
-    };
-    for (const step of rule.actions) {
-      // parsePolicy rejects unknown action names, so the module is always there.
-      const module = actionModules.get(step.action)!;
-      let outcome: ActionOutcome;
-      try {
-        outcome = await module.run(context, step.parameters);
-      } catch (error) {
-        if (!(error instanceof DropError) || error.retryable) throw error;
-        outcome = { action: step.action, status: 'failed', reason: error.message };
-      }
-      outcomes.push(outcome);
-      // An Event on the pod for every outcome (kubectl describe pod); none under the global
-      // dry-run, which promises to change nothing in the cluster.
-      if (options.kube && pod && !options.dryRun) {
-        const event = await recordEvent(options.kube, pod, outcome, { ruleName: rule.name, alert, dryRun: context.dryRun, now: () => options.clock.now() });
-        if (!event.recorded) eventErrors.push(`${outcome.action}: ${event.error}`);
-      }
-      if (outcome.status === 'failed' && !step.continueOnError) break;
-    }
-    options.cooldowns.start(rule.name, podKey, rule.cooldownSeconds);
+  let current = 0;
+  try {
+    for (; current < due.length; current++) await runRule(options, due[current]!, { target, pod, alert }, outcomes, eventErrors);
+  } catch (error) {
+    for (const rule of due.slice(current)) options.cooldowns.cancel(rule.name, podKey);
+    throw error;
   }
   const result = resultOf(outcomes);
   const reason = outcomes.map((o) => o.reason).join('; ');
   return { decision: 'act', reason, target, podUid: pod?.metadata?.uid ?? target.uid, rules: due.map((r) => r.name), dryRun, outcomes, eventErrors, result };
+}
+
+/** Runs one response rule's actions in order, recording an Event for each outcome. */
+async function runRule(
+  options: ResponderOptions,
+  rule: ResponseRule,
+  about: { target: PodTarget; pod: V1Pod | undefined; alert: FalcoAlert },
+  outcomes: ActionOutcome[],
+  eventErrors: string[],
+): Promise<void> {
+  const { target, pod, alert } = about;
+  const context = {
+    kube: options.kube,
+    target,
+    pod,
+    alert,
+    ruleName: rule.name,
+    dryRun: options.dryRun || rule.dryRun,
+    retryAfterSeconds: options.retryAfterSeconds,
+    defaults: { gracePeriodSeconds: options.gracePeriodSeconds },
+  };
+  for (const step of rule.actions) {
+    // parsePolicy rejects unknown action names, so the module is always there.
+    const module = actionModules.get(step.action)!;
+    let outcome: ActionOutcome;
+    try {
+      outcome = await module.run(context, step.parameters);
+    } catch (error) {
+      if (!(error instanceof DropError) || error.retryable) throw error;
+      outcome = { action: step.action, status: 'failed', reason: error.message };
+    }
+    outcomes.push(outcome);
+    // An Event on the pod for every outcome (kubectl describe pod); none under the global
+    // dry-run, which promises to change nothing in the cluster.
+    if (options.kube && pod && !options.dryRun) {
+      const event = await recordEvent(options.kube, pod, outcome, { ruleName: rule.name, alert, dryRun: context.dryRun, now: () => options.clock.now() });
+      if (!event.recorded) eventErrors.push(`${outcome.action}: ${event.error}`);
+    }
+    if (outcome.status === 'failed' && !step.continueOnError) break;
+  }
 }

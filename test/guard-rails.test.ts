@@ -95,6 +95,36 @@ t.test('a flood of alerts about one pod makes one response per rule within the c
   t.equal(podWrites(fake).filter((r) => r.path.endsWith('/web-1')).length, 2, 'one patch per response on web-1 (label, annotate), the third skipped as already labelled');
 });
 
+t.test('alerts about a pod that arrive while it is being acted on are skipped, not acted on again', async (t) => {
+  const { fake, drop } = await setup(t);
+  // A slow delete: the other alerts arrive while it is in flight.
+  fake.fail({ method: 'DELETE', path: /web-1$/, delayMs: 200, status: 200, body: { apiVersion: 'v1', kind: 'Pod', ...makePod('default', 'web-1', 'uid-web-1') } });
+  const answers = await Promise.all([1, 2, 3, 4].map(() => alertAbout(drop, 'web-1')));
+  t.same(answers.map((a) => a.statusCode).sort(), [200, 202, 202, 202]);
+  t.equal(fake.requests.filter((r) => r.method === 'DELETE').length, 1, 'one delete');
+  t.equal(skipReasons(drop).filter((m) => m.includes('cooldown: already responded to pod default/web-1')).length, 3);
+});
+
+t.test('a response that failed in a way the Broker retries does not start the cooldown', async (t) => {
+  const policyYaml = [
+    'rules:',
+    '  - name: mark',
+    '    match: {}',
+    '    actions: [{action: label, parameters: {labels: {suspicious: "true"}}}]',
+    '  - name: kill',
+    '    match: {}',
+    '    actions: [{action: delete}]',
+  ].join('\n');
+  const { fake, drop } = await setup(t, { policyYaml });
+  fake.fail({ method: 'DELETE', path: /web-1$/, status: 503 });
+  const failed = await alertAbout(drop, 'web-1');
+  t.equal(failed.statusCode, 503);
+  const retried = await alertAbout(drop, 'web-1');
+  t.equal(retried.statusCode, 200, 'the retry acts');
+  t.same(JSON.parse(retried.body).rules, ['kill'], 'the rule that completed keeps its cooldown; the one that failed responds');
+  t.notOk(fake.pods.has('default/web-1'));
+});
+
 t.test('past the destructive budget alerts get 429 with Retry-After and are acted on when retried', async (t) => {
   let now = Date.parse('2025-06-12T09:21:08Z');
   const policyYaml = 'guards: {destructivePerMinute: 2, maxAlertAgeSeconds: 86400}\nrules:\n  - name: kill\n    match: {}\n    actions: [{action: delete}]\n';
