@@ -1,5 +1,6 @@
-import Fastify, { LogController, type FastifyError, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { SenderAuth } from './auth.ts';
 import { DropError } from './errors.ts';
 import { alertTimeMs, parseFalcoAlert } from './falco.ts';
 import { parseDelivery, type IncomingEvent } from './incoming.ts';
@@ -17,6 +18,15 @@ export interface AppOptions {
   readonly redelivery: { readonly max: number; readonly ttlMs: number };
   /** Why the service is in dry-run, when it is; shown on /readyz. */
   readonly dryRunReason: string | undefined;
+  /** Checks the sender's token on POST /; without it any caller is taken (DROP_AUDIENCE unset). */
+  readonly senderAuth?: SenderAuth;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated sender (a service account's username), when authentication is on. */
+    sender: string | undefined;
+  }
 }
 
 /** The largest body accepted; larger is a final 413. */
@@ -33,6 +43,7 @@ interface Answer {
 function errorAnswer(error: DropError): Answer {
   const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
   if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
+  if (error.code === 'DROP_UNAUTHENTICATED') headers['www-authenticate'] = 'Bearer';
   return { status: error.status, headers, body: stringifyJson(error.toBody()), response: undefined };
 }
 
@@ -80,16 +91,17 @@ export function buildApp(options: AppOptions) {
       request.log.error({ err: error }, 'unexpected failure; answering 500 so the Broker retries');
       drop = new DropError('DROP_K8S_UNAVAILABLE', 'internal error; retry', { retryAfterSeconds: options.responder.retryAfterSeconds });
     }
-    const level = drop.retryable ? 'warn' : 'info';
+    // A refused sender may be someone trying to make drop act: as loud as a failure.
+    const level = drop.retryable || drop.status === 401 || drop.status === 403 ? 'warn' : 'info';
     request.log[level]({ code: drop.code, status: drop.status, details: drop.details }, `rejected: ${drop.message}`);
     return send(reply, errorAnswer(drop));
   });
 
-  async function answerAlert(event: IncomingEvent): Promise<Answer> {
+  async function answerAlert(event: IncomingEvent, sender: string | undefined): Promise<Answer> {
     const started = performance.now();
     const context = event.context;
     const parsed = event.data === undefined ? undefined : parseFalcoAlert(event.data);
-    const base = { ce: context ? { id: context.id, source: context.source, type: context.type } : undefined, mode: event.mode };
+    const base = { ce: context ? { id: context.id, source: context.source, type: context.type } : undefined, mode: event.mode, sender };
     if (typeof parsed === 'string') throw new DropError('DROP_INVALID_ALERT', `the Falco payload is invalid: ${parsed}`);
     if (parsed === undefined) {
       if (!context) {
@@ -139,17 +151,26 @@ export function buildApp(options: AppOptions) {
     return result;
   }
 
-  app.post('/', async (request, reply) => {
+  app.decorateRequest('sender', undefined);
+  const senderAuth = options.senderAuth;
+  // The sender is checked before the body is read: an unauthenticated caller costs no parsing.
+  const authenticate = senderAuth
+    ? async (request: FastifyRequest) => {
+        request.sender = await senderAuth.check(request.headers.authorization);
+      }
+    : [];
+
+  app.post('/', { onRequest: authenticate }, async (request, reply) => {
     if (closing) throw new DropError('DROP_SHUTTING_DOWN', 'the service is shutting down; retry', { retryAfterSeconds: 1 });
     const body = typeof request.body === 'string' ? request.body : '';
     const events = parseDelivery(request.headers, body);
     // parseDelivery gives one event, or a batch's events (none for an empty batch).
     const [first] = events;
-    if (first && first.mode !== 'batch') return send(reply, await answerAlert(first));
+    if (first && first.mode !== 'batch') return send(reply, await answerAlert(first, request.sender));
     // A batch cannot carry one reply event: answer 202 when every event is done, else the
     // most urgent failure (a retryable one first, so the whole batch comes back; the work
     // already done is answered from memory then).
-    const answers = await Promise.allSettled(events.map((event) => answerAlert(event)));
+    const answers = await Promise.allSettled(events.map((event) => answerAlert(event, request.sender)));
     const failures = answers.flatMap((a) => (a.status === 'rejected' ? [a.reason as unknown] : []));
     const failed = answers.flatMap((a) => (a.status === 'fulfilled' && a.value.status >= 300 ? [a.value] : []));
     const retryable = failures.find((e) => !(e instanceof DropError) || e.retryable);
@@ -162,7 +183,12 @@ export function buildApp(options: AppOptions) {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     if (closing) return reply.code(503).send({ status: 'closing' });
-    return { status: 'ready', dryRun: options.responder.dryRun, dryRunReason: options.dryRunReason ?? null };
+    return {
+      status: 'ready',
+      dryRun: options.responder.dryRun,
+      dryRunReason: options.dryRunReason ?? null,
+      senderAuthentication: senderAuth ? { audience: senderAuth.audience, allowedSenders: senderAuth.allowedSenders } : null,
+    };
   });
 
   return app;

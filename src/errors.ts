@@ -13,6 +13,10 @@ export const errorStatus = {
   DROP_INVALID_JSON: 400,
   /** A Falco payload whose fields have the wrong types. */
   DROP_INVALID_ALERT: 400,
+  /** Sender authentication is on and the request has no valid token for the audience. */
+  DROP_UNAUTHENTICATED: 401,
+  /** The token is valid, but its service account is not an allowed sender. */
+  DROP_FORBIDDEN: 403,
   /** The body exceeds the 1 MiB limit. */
   DROP_BODY_TOO_LARGE: 413,
   /** The Kubernetes API is unreachable, timed out or answered 5xx: retry. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import {
   ApiException,
   AppsV1Api,
+  AuthenticationV1Api,
   BatchV1Api,
   CoreV1Api,
   EventsV1Api,
@@ -14,6 +15,7 @@ import {
   type RequestContext,
   type ResponseContext,
 } from '@kubernetes/client-node';
+import type { TokenReviewer } from './auth.ts';
 import { DropError } from './errors.ts';
 
 /** Where the service account's token, CA and namespace are mounted in a pod. */
@@ -73,6 +75,8 @@ export interface KubeClient {
   readonly apps: AppsV1Api;
   /** Read the Job that owns a pod for `detach`. */
   readonly batch: BatchV1Api;
+  /** TokenReviews, to check a sender's token when sender authentication is on. */
+  readonly authentication: AuthenticationV1Api;
   readonly kubeConfig: KubeConfig;
   close(): void;
 }
@@ -115,6 +119,7 @@ export function createKubeClient(kubeConfig: KubeConfig, options: KubeClientOpti
     events: new EventsV1Api(configuration),
     apps: new AppsV1Api(configuration),
     batch: new BatchV1Api(configuration),
+    authentication: new AuthenticationV1Api(configuration),
     kubeConfig,
     close: () => shared?.destroy(),
   };
@@ -172,4 +177,24 @@ export function kubeFailure(error: unknown, what: string, retryAfterSeconds: num
   const timedOut = error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError');
   const message = `${what}: Kubernetes API ${timedOut ? 'timed out' : 'unreachable'}: ${reason}`;
   return new DropError('DROP_K8S_UNAVAILABLE', message, { retryAfterSeconds, cause: error });
+}
+
+/** Asks the API server about a token for one audience (POST .../tokenreviews). */
+export function tokenReviewer(kube: KubeClient, retryAfterSeconds: number): TokenReviewer {
+  return async (token, audience) => {
+    try {
+      const review = await kube.authentication.createTokenReview({
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [audience] } },
+      });
+      const status = review.status ?? {};
+      return {
+        authenticated: status.authenticated === true,
+        username: status.user?.username,
+        audiences: status.audiences ?? [],
+        error: status.error || undefined,
+      };
+    } catch (error) {
+      throw kubeFailure(error, 'review the sender\'s token', retryAfterSeconds);
+    }
+  };
 }

@@ -6,7 +6,8 @@
 import { homedir } from 'node:os';
 import { pino } from 'pino';
 import { buildApp } from './app.ts';
-import { findKubeConfig, createKubeClient, serviceAccountDir } from './kube.ts';
+import { SenderAuth, triggerSenders } from './auth.ts';
+import { findKubeConfig, createKubeClient, serviceAccountDir, tokenReviewer } from './kube.ts';
 import { loadPolicy } from './policy.ts';
 import { Cooldowns, DestructiveBudget } from './guards.ts';
 import { buildProtectedNamespaces } from './protection.ts';
@@ -21,12 +22,25 @@ async function main(): Promise<void> {
   const namespace = settings.namespace ?? (found.kubeConfig ? found.namespace : undefined);
   const clock = { now: () => new Date() };
   const dryRunReason = settings.dryRun ? 'DROP_DRY_RUN=true' : found.kubeConfig ? undefined : found.reason;
+  if (settings.audience && !kube) {
+    throw new Error(`DROP_AUDIENCE=${settings.audience}: checking tokens needs the Kubernetes API (TokenReview), but ${'reason' in found ? found.reason : 'no cluster was found'}`);
+  }
+  const senderAuth =
+    settings.audience && kube
+      ? new SenderAuth({
+          audience: settings.audience,
+          allowedSenders: settings.allowedSenders ?? triggerSenders(namespace),
+          review: tokenReviewer(kube, settings.retryAfterSeconds),
+          clock,
+        })
+      : undefined;
 
   const app = buildApp({
     logger,
     replySource: `/falco-drop/${namespace ?? 'local'}/${settings.service}`,
     redelivery: { max: settings.redeliveryMax, ttlMs: settings.redeliveryTtlSeconds * 1000 },
     dryRunReason,
+    senderAuth,
     responder: {
       policy,
       kube,
@@ -43,6 +57,8 @@ async function main(): Promise<void> {
   if (dryRunReason) logger.warn({ dryRun: true, reason: dryRunReason }, `DRY-RUN: nothing will be changed in any cluster (${dryRunReason})`);
   else logger.info({ dryRun: false, cluster: found.kubeConfig?.getCurrentCluster()?.server, from: 'from' in found ? found.from : undefined }, 'acting on the cluster');
   logger.info({ policy: policy.origin, rules: policy.rules.map((r) => r.name) }, 'policy loaded');
+  if (senderAuth) logger.info({ audience: senderAuth.audience, allowedSenders: senderAuth.allowedSenders }, 'sender authentication on: POST / needs a token for the audience from an allowed sender');
+  else logger.warn({ audience: null }, 'sender authentication off: anyone who can reach this service can make it act (set DROP_AUDIENCE)');
 
   let stopping = false;
   const stop = (signal: string): void => {

@@ -13,6 +13,10 @@ export interface Settings {
   readonly redeliveryTtlSeconds: number;
   /** The namespace drop runs in (protected); from DROP_NAMESPACE, else the service account's. */
   readonly namespace: string | undefined;
+  /** DROP_AUDIENCE: when set, POST / needs a service-account token for this audience. */
+  readonly audience: string | undefined;
+  /** DROP_ALLOWED_SENDERS: usernames (globs) allowed to send; unset means the Triggers in drop's namespace. */
+  readonly allowedSenders: readonly string[] | undefined;
   /** Knative's K_SERVICE, used in the reply events' source. */
   readonly service: string;
 }
@@ -60,8 +64,19 @@ export function parseSettings(env: Readonly<Record<string, string | undefined>>)
     redeliveryMax: integer('DROP_REDELIVERY_MAX', 10_000, 1, 10_000_000),
     redeliveryTtlSeconds: integer('DROP_REDELIVERY_TTL_SECONDS', 86_400, 1, 30 * 86_400),
     namespace: env.DROP_NAMESPACE || undefined,
+    audience: env.DROP_AUDIENCE?.trim() || undefined,
+    allowedSenders: allowedSenders(env.DROP_ALLOWED_SENDERS),
     service: env.K_SERVICE || 'drop',
   };
+  if (settings.allowedSenders && !settings.audience) {
+    problems.push('DROP_ALLOWED_SENDERS is set but DROP_AUDIENCE is not: senders are only checked when DROP_AUDIENCE turns authentication on');
+  }
+  if (settings.allowedSenders?.length === 0) problems.push(`DROP_ALLOWED_SENDERS=${env.DROP_ALLOWED_SENDERS}: names no sender`);
   if (problems.length > 0) throw new SettingsError(problems);
   return settings;
+}
+
+function allowedSenders(raw: string | undefined): string[] | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  return raw.split(',').map((name) => name.trim()).filter((name) => name !== '');
 }

@@ -411,10 +411,10 @@ t.test('health and readiness', async (t) => {
   const health = await drop.app.inject({ method: 'GET', url: '/healthz' });
   t.equal(health.statusCode, 200);
   const ready = await drop.app.inject({ method: 'GET', url: '/readyz' });
-  t.same(JSON.parse(ready.body), { status: 'ready', dryRun: true, dryRunReason: 'no cluster' });
+  t.same(JSON.parse(ready.body), { status: 'ready', dryRun: true, dryRunReason: 'no cluster', senderAuthentication: null });
   const { drop: live } = await setup(t);
   const acting = await live.app.inject({ method: 'GET', url: '/readyz' });
-  t.same(JSON.parse(acting.body), { status: 'ready', dryRun: false, dryRunReason: null });
+  t.same(JSON.parse(acting.body), { status: 'ready', dryRun: false, dryRunReason: null, senderAuthentication: null });
 });
 
 t.test('closing finishes the request in flight, asks keep-alive clients to go, and turns new work away to be retried', async (t) => {

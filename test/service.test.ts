@@ -165,3 +165,41 @@ t.test('invalid settings stop startup and name each one', async (t) => {
   t.match(err, /PORT=eighty: must be a whole number/);
   t.match(err, /DROP_DRY_RUN=maybe: must be true or false/);
 });
+
+t.test('DROP_AUDIENCE: the started service refuses a caller without a token and acts for the Broker', async (t) => {
+  const fake = await new FakeKube().start();
+  t.teardown(() => fake.stop());
+  fake.addNamespace('default');
+  fake.addPod(makePod('default', 'mysql-db-7d59548d75-g9msc', 'uid-e2e'));
+  const dir = mkdtempSync(join(tmpdir(), 'drop-kubeconfig-'));
+  writeFileSync(join(dir, 'config'), fake.kubeConfigYaml());
+  const service = await start(t, { KUBECONFIG: join(dir, 'config'), DROP_AUDIENCE: 'falco-drop', DROP_NAMESPACE: 'falco-drop' });
+  t.ok(service.lines.some((l) => /^sender authentication on/.test(String(l.msg)) && l.audience === 'falco-drop'));
+  const bytes = retimed(loadRequestFixture('broker-delivery.http'), new Date());
+  const anonymous = await sendRaw(service.port, bytes);
+  t.equal(anonymous.status, 401);
+  t.equal(anonymous.headers['www-authenticate'], 'Bearer');
+  const token = fake.addToken('system:serviceaccount:falco-drop:drop-terminal-shell-oidc-eventing.knative.dev-trigger', ['falco-drop']);
+  const withToken = Buffer.from(bytes.toString('latin1').replace('\r\n', `\r\nAuthorization: Bearer ${token}\r\n`), 'latin1');
+  const res = await sendRaw(service.port, withToken);
+  t.equal(res.status, 200);
+  t.notOk(fake.pods.has('default/mysql-db-7d59548d75-g9msc'), 'the pod is deleted');
+  t.equal(await stop(service), 0);
+});
+
+t.test('without DROP_AUDIENCE the service warns that anyone who reaches it can make it act', async (t) => {
+  const service = await start(t, {});
+  const warning = service.lines.find((l) => /^sender authentication off/.test(String(l.msg)));
+  t.equal(warning?.level, 40);
+  t.equal(await stop(service), 0);
+});
+
+t.test('DROP_AUDIENCE with no cluster to check tokens stops startup and says why', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'drop-home-'));
+  const child = spawn(process.execPath, ['dist/main.js'], { cwd: root, env: { PATH: process.env.PATH, HOME: home, DROP_AUDIENCE: 'falco-drop' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const [code] = (await once(child, 'exit')) as [number];
+  t.equal(code, 1);
+  t.match(err, /^falco-drop: DROP_AUDIENCE=falco-drop: checking tokens needs the Kubernetes API \(TokenReview\), but no in-cluster service account and no kubeconfig at /);
+});

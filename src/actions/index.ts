@@ -14,12 +14,14 @@ export const actionModules: ReadonlyMap<string, ActionModule> = new Map(
 
 /**
  * What the service needs whatever the policy: read the pod and its namespace before acting
- * (identity, the falco-drop/ignore opt-out) and record what it did as Kubernetes Events.
+ * (identity, the falco-drop/ignore opt-out), record what it did as Kubernetes Events, and check
+ * a sender's token when DROP_AUDIENCE turns sender authentication on (src/auth.ts).
  */
 export const basePermissions: readonly Permission[] = [
   { apiGroup: '', resource: 'pods', verbs: ['get'] },
   { apiGroup: '', resource: 'namespaces', verbs: ['get'] },
   { apiGroup: 'events.k8s.io', resource: 'events', verbs: ['create'] },
+  { apiGroup: 'authentication.k8s.io', resource: 'tokenreviews', verbs: ['create'] },
 ];
 
 /** The union the ClusterRole in config/ must grant, and nothing more. */

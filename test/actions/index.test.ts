@@ -23,6 +23,7 @@ t.test('the ClusterRole needs exactly the base permissions and what the actions 
     { apiGroup: '', resource: 'pods', verbs: ['get'] },
     { apiGroup: '', resource: 'namespaces', verbs: ['get'] },
     { apiGroup: 'events.k8s.io', resource: 'events', verbs: ['create'] },
+    { apiGroup: 'authentication.k8s.io', resource: 'tokenreviews', verbs: ['create'] },
   ]);
   t.same(requiredPermissions(), [
     { apiGroup: '', resource: 'namespaces', verbs: ['get'] },
@@ -30,6 +31,7 @@ t.test('the ClusterRole needs exactly the base permissions and what the actions 
     { apiGroup: '', resource: 'pods/eviction', verbs: ['create'] },
     { apiGroup: 'apps', resource: 'daemonsets', verbs: ['get'] },
     { apiGroup: 'apps', resource: 'replicasets', verbs: ['get'] },
+    { apiGroup: 'authentication.k8s.io', resource: 'tokenreviews', verbs: ['create'] },
     { apiGroup: 'batch', resource: 'jobs', verbs: ['get'] },
     { apiGroup: 'events.k8s.io', resource: 'events', verbs: ['create'] },
     { apiGroup: 'networking.k8s.io', resource: 'networkpolicies', verbs: ['create', 'get', 'update'] },

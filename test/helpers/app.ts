@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { buildApp, type AppOptions } from '../../src/app.ts';
-import { createKubeClient, type KubeClient } from '../../src/kube.ts';
+import { SenderAuth, triggerSenders } from '../../src/auth.ts';
+import { createKubeClient, tokenReviewer, type KubeClient } from '../../src/kube.ts';
 import { parsePolicy, loadPolicy, type Policy } from '../../src/policy.ts';
 import { Cooldowns, DestructiveBudget } from '../../src/guards.ts';
 import { buildProtectedNamespaces } from '../../src/protection.ts';
@@ -16,6 +17,8 @@ export interface TestAppOptions {
   readonly ownNamespace?: string;
   /** The clock: a fixed time, or a function read on every call (to move time in a test). */
   readonly now?: Date | (() => Date);
+  /** Turns sender authentication on, as DROP_AUDIENCE (and DROP_ALLOWED_SENDERS) do; needs `fake`. */
+  readonly senderAuth?: { readonly audience: string; readonly allowedSenders?: readonly string[] };
 }
 
 export interface TestApp {
@@ -47,6 +50,15 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     replySource: '/falco-drop/falco-drop/drop',
     redelivery: { max: 1000, ttlMs: 60_000 },
     dryRunReason: dryRun ? (kube ? 'DROP_DRY_RUN=true' : 'no cluster') : undefined,
+    senderAuth:
+      options.senderAuth && kube
+        ? new SenderAuth({
+            audience: options.senderAuth.audience,
+            allowedSenders: options.senderAuth.allowedSenders ?? triggerSenders(options.ownNamespace ?? 'falco-drop'),
+            review: tokenReviewer(kube, 5),
+            clock,
+          })
+        : undefined,
     responder: {
       policy,
       kube,

@@ -136,6 +136,16 @@ const evictionPath = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/eviction$/
 const namespacePath = /^\/api\/v1\/namespaces\/([^/]+)$/;
 const collectionPath = /^\/apis\/(apps|batch|networking\.k8s\.io)\/v1\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?$/;
 const eventsPath = /^\/apis\/events\.k8s\.io\/v1\/namespaces\/([^/]+)\/events$/;
+const tokenReviewPath = '/apis/authentication.k8s.io/v1/tokenreviews';
+
+/**
+ * A service-account token as the API server issues it: a JWT whose claims carry the audiences,
+ * the subject and the expiry (the signature is not checked by the fake; it knows its tokens).
+ */
+export function serviceAccountToken(claims: { sub: string; aud: string[]; exp: number }): string {
+  const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${part({ alg: 'RS256', kid: 'fake' })}.${part({ iss: 'https://kubernetes.default.svc.cluster.local', ...claims })}.c2lnbmF0dXJl`;
+}
 /** metav1.MicroTime's wire form (RFC 3339 with exactly six fraction digits). */
 const microTime = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$/;
 
@@ -151,6 +161,8 @@ export class FakeKube {
   /** Workloads and NetworkPolicies, by `resource/namespace/name`. */
   readonly objects = new Map<string, FakeObject>();
   readonly disruptionBudgets: FakeDisruptionBudget[] = [];
+  /** Tokens the fake's TokenReview accepts, with whom they belong to and their audiences. */
+  readonly tokens = new Map<string, { readonly username: string; readonly audiences: readonly string[] }>();
   /** Events created through events.k8s.io/v1, in order. */
   readonly events: FakeObject[] = [];
   private readonly faults: Fault[] = [];
@@ -281,8 +293,16 @@ export class FakeKube {
     }
   }
 
+  /** Issues a token for a service account and audiences, as the Broker's token would be. */
+  addToken(username: string, audiences: readonly string[], expiresAt = new Date('2030-01-01T00:00:00Z')): string {
+    const token = serviceAccountToken({ sub: username, aud: [...audiences], exp: Math.floor(expiresAt.getTime() / 1000) });
+    this.tokens.set(token, { username, audiences });
+    return token;
+  }
+
+  /** What changed the cluster: every request but reads and TokenReviews (which store nothing). */
   mutations(): RecordedRequest[] {
-    return this.requests.filter((r) => r.method !== 'GET');
+    return this.requests.filter((r) => r.method !== 'GET' && r.path !== tokenReviewPath);
   }
 
   private nextVersion(): string {
@@ -340,6 +360,7 @@ export class FakeKube {
     if ((m = evictionPath.exec(path))) return this.evict(request, m[1] as string, m[2] as string);
     if ((m = namespacePath.exec(path))) return this.namespace(request, m[1] as string);
     if ((m = eventsPath.exec(path))) return this.event(request, m[1] as string);
+    if (path === tokenReviewPath && request.method === 'POST') return this.tokenReview(request);
     if ((m = collectionPath.exec(path))) {
       const resource = m[3] as string;
       if (resource in collections && collections[resource as Collection].group === m[1]) {
@@ -347,6 +368,26 @@ export class FakeKube {
       }
     }
     return { status: 404, body: statusBody(404, 'the server could not find the requested resource') };
+  }
+
+  /** The API server's TokenReview: 201 with a status, whether or not the token is good. */
+  private tokenReview(request: RecordedRequest): Answer {
+    const review = request.body as { apiVersion?: string; kind?: string; spec?: { token?: string; audiences?: string[] } };
+    if (request.contentType !== 'application/json' || review.kind !== 'TokenReview' || review.apiVersion !== 'authentication.k8s.io/v1') {
+      return { status: 400, body: statusBody(400, 'the body is not an authentication.k8s.io/v1 TokenReview') };
+    }
+    const asked = review.spec?.audiences ?? [];
+    const known = this.tokens.get(review.spec?.token ?? '');
+    const audiences = known ? known.audiences.filter((a) => asked.length === 0 || asked.includes(a)) : [];
+    let status: Record<string, unknown>;
+    if (!known) status = { user: {}, error: '[invalid bearer token, square/go-jose: error in cryptographic primitive]' };
+    else if (audiences.length === 0) {
+      status = { user: {}, error: `[invalid bearer token, token audiences ${JSON.stringify(known.audiences)} is invalid for the target audiences ${JSON.stringify(asked)}]` };
+    } else {
+      const [, namespace] = known.username.split(':').slice(1);
+      status = { authenticated: true, user: { username: known.username, uid: `uid-${known.username}`, groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'] }, audiences };
+    }
+    return { status: 201, body: { kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, spec: review.spec, status } };
   }
 
   private pod(request: RecordedRequest, namespace: string, name: string): Answer {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import * as apps from 'kubernetes-models/apps/v1';
 import * as rbac from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as core from 'kubernetes-models/v1';
@@ -162,6 +163,13 @@ t.test('Triggers name an existing Broker and subscriber and use valid filters', 
     for (const k of Object.keys(doc.spec.filter?.attributes ?? {})) t.match(k, attributeName, `${where}: attribute ${k}`);
     for (const f of doc.spec.filters ?? []) checkFilter(t, f, where);
   }
+});
+
+t.test('every Trigger to drop asks the Broker for a token for one audience, ready for DROP_AUDIENCE', async (t) => {
+  const audiences = new Set(dropTriggers.map(({ doc }) => doc.spec.subscriber.audience));
+  t.same([...audiences], ['falco-drop']);
+  const text = readFileSync('config/400-service.yaml', 'utf8');
+  t.match(text, /# - name: DROP_AUDIENCE\n\s+# {3}value: falco-drop\n/, 'the service shows the same audience, commented out until OIDC is on');
 });
 
 t.test('every Trigger to drop filters on the Falcosidekick type, and never on source', async (t) => {

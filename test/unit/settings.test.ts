@@ -13,6 +13,8 @@ const defaults: Settings = {
   redeliveryMax: 10_000,
   redeliveryTtlSeconds: 86_400,
   namespace: undefined,
+  audience: undefined,
+  allowedSenders: undefined,
   service: 'drop',
 };
 
@@ -33,7 +35,7 @@ t.test('uses the defaults for an empty environment', async (t) => {
 
 t.test('treats empty values as unset', async (t) => {
   const env = Object.fromEntries(
-    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'K_SERVICE'].map((name) => [name, '']),
+    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'DROP_AUDIENCE', 'DROP_ALLOWED_SENDERS', 'K_SERVICE'].map((name) => [name, '']),
   );
   t.same(parseSettings(env), defaults);
 });
@@ -51,6 +53,8 @@ t.test('reads every variable', async (t) => {
     DROP_REDELIVERY_MAX: '1',
     DROP_REDELIVERY_TTL_SECONDS: '2592000',
     DROP_NAMESPACE: 'falco-drop',
+    DROP_AUDIENCE: ' falco-drop ',
+    DROP_ALLOWED_SENDERS: 'system:serviceaccount:falco-drop:drop-shell-oidc-eventing.knative.dev-trigger, system:serviceaccount:ops:*',
     K_SERVICE: 'drop-prod',
     K_REVISION: 'drop-prod-00001',
   };
@@ -66,6 +70,8 @@ t.test('reads every variable', async (t) => {
     redeliveryMax: 1,
     redeliveryTtlSeconds: 2_592_000,
     namespace: 'falco-drop',
+    audience: 'falco-drop',
+    allowedSenders: ['system:serviceaccount:falco-drop:drop-shell-oidc-eventing.knative.dev-trigger', 'system:serviceaccount:ops:*'],
     service: 'drop-prod',
   });
 });
@@ -137,4 +143,12 @@ t.test('lists every bad value together in one SettingsError', async (t) => {
     error.message,
     'invalid settings:\n  LOG_LEVEL=verbose: must be one of fatal, error, warn, info, debug, trace, silent\n  PORT=x: must be a whole number from 0 to 65535\n  DROP_DRY_RUN=perhaps: must be true or false\n  DROP_API_TIMEOUT_MS=0: must be a whole number from 100 to 120000',
   );
+});
+
+t.test('allowed senders mean nothing without an audience, and must name someone', async (t) => {
+  t.same(settingsError({ DROP_ALLOWED_SENDERS: 'system:serviceaccount:ops:*' }).problems, [
+    'DROP_ALLOWED_SENDERS is set but DROP_AUDIENCE is not: senders are only checked when DROP_AUDIENCE turns authentication on',
+  ]);
+  t.same(settingsError({ DROP_AUDIENCE: 'falco-drop', DROP_ALLOWED_SENDERS: ' , ' }).problems, ['DROP_ALLOWED_SENDERS= , : names no sender']);
+  t.same(parseSettings({ DROP_AUDIENCE: 'falco-drop' }).allowedSenders, undefined, 'unset: the default (Triggers in drop\'s namespace) applies');
 });
