@@ -22,8 +22,8 @@ async function main(): Promise<void> {
   const namespace = settings.namespace ?? (found.kubeConfig ? found.namespace : undefined);
   const clock = { now: () => new Date() };
   const dryRunReason = settings.dryRun ? 'DROP_DRY_RUN=true' : found.kubeConfig ? undefined : found.reason;
-  if (settings.audience && !kube) {
-    throw new Error(`DROP_AUDIENCE=${settings.audience}: checking tokens needs the Kubernetes API (TokenReview), but ${'reason' in found ? found.reason : 'no cluster was found'}`);
+  if (settings.audience && !found.kubeConfig) {
+    throw new Error(`DROP_AUDIENCE=${settings.audience}: checking tokens needs the Kubernetes API (TokenReview), but ${found.reason}`);
   }
   const senderAuth =
     settings.audience && kube
