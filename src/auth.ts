@@ -31,15 +31,16 @@ export function triggerSenders(namespace: string | undefined): string[] {
 export interface SenderAuthOptions {
   /** The audience the tokens must be issued for (the Trigger's `spec.subscriber.audience`). */
   readonly audience: string;
-  /** Allowed usernames; globs with `*` and `?`. */
-  readonly allowedSenders: readonly string[];
+  /** Allowed usernames, globs with `*` and `?` (DROP_ALLOWED_SENDERS); unset: triggerSenders(namespace). */
+  readonly allowedSenders: readonly string[] | undefined;
+  /** drop's own namespace, whose Triggers are the default senders. */
+  readonly namespace: string | undefined;
   readonly review: TokenReviewer;
   readonly clock: Clock;
-  /** How long an answer is trusted before the token is reviewed again (never past its exp). */
-  readonly cacheMs?: number;
-  /** How many distinct tokens are remembered. */
-  readonly cacheMax?: number;
 }
+
+/** How long an answer is trusted before the token is reviewed again (never past its exp). */
+const reviewTrustMs = 60_000;
 
 interface Remembered {
   readonly result: Promise<TokenReviewResult>;
@@ -62,17 +63,16 @@ function expiresAtMs(token: string): number | undefined {
 export class SenderAuth {
   readonly audience: string;
   readonly allowedSenders: readonly string[];
-  private readonly options: SenderAuthOptions;
-  private readonly cacheMs: number;
-  /** By the token's SHA-256, so no token is kept in memory longer than its request. */
-  private readonly cache: LRUCache<string, Remembered>;
+  private readonly review: TokenReviewer;
+  private readonly clock: Clock;
+  /** Up to 1000 tokens, by their SHA-256, so no token is kept in memory longer than its request. */
+  private readonly cache = new LRUCache<string, Remembered>({ max: 1000 });
 
   constructor(options: SenderAuthOptions) {
-    this.options = options;
     this.audience = options.audience;
-    this.allowedSenders = options.allowedSenders;
-    this.cacheMs = options.cacheMs ?? 60_000;
-    this.cache = new LRUCache({ max: options.cacheMax ?? 1000 });
+    this.allowedSenders = options.allowedSenders ?? triggerSenders(options.namespace);
+    this.review = options.review;
+    this.clock = options.clock;
   }
 
   /**
@@ -87,7 +87,7 @@ export class SenderAuth {
       throw new DropError('DROP_UNAUTHENTICATED', `${why}: this service takes events only with a token for audience ${this.audience}`);
     }
     const token = match[1] as string;
-    const result = await this.review(token);
+    const result = await this.reviewed(token);
     if (!result.authenticated || !result.audiences.includes(this.audience)) {
       const why = !result.authenticated ? (result.error ?? 'the token is not valid') : `the token is not for audience ${this.audience}`;
       throw new DropError('DROP_UNAUTHENTICATED', `the token was refused: ${why}`);
@@ -100,18 +100,18 @@ export class SenderAuth {
     return username;
   }
 
-  private async review(token: string): Promise<TokenReviewResult> {
+  private async reviewed(token: string): Promise<TokenReviewResult> {
     const key = createHash('sha256').update(token).digest('hex');
-    const now = this.options.clock.now().getTime();
+    const now = this.clock.now().getTime();
     const known = this.cache.get(key);
     if (known && now < known.until) return known.result;
     // Concurrent deliveries with one token (a cold start) share one review.
-    const remembered: Remembered = { result: this.options.review(token, this.audience), until: Number.POSITIVE_INFINITY };
+    const remembered: Remembered = { result: this.review(token, this.audience), until: Number.POSITIVE_INFINITY };
     this.cache.set(key, remembered);
     try {
       const result = await remembered.result;
       const exp = expiresAtMs(token);
-      remembered.until = Math.min(now + this.cacheMs, exp ?? Number.POSITIVE_INFINITY);
+      remembered.until = Math.min(now + reviewTrustMs, exp ?? Number.POSITIVE_INFINITY);
       return result;
     } catch (error) {
       if (this.cache.get(key) === remembered) this.cache.delete(key);

@@ -6,7 +6,7 @@
 import { homedir } from 'node:os';
 import { pino } from 'pino';
 import { buildApp } from './app.ts';
-import { SenderAuth, triggerSenders } from './auth.ts';
+import { SenderAuth } from './auth.ts';
 import { findKubeConfig, createKubeClient, serviceAccountDir, tokenReviewer } from './kube.ts';
 import { loadPolicy } from './policy.ts';
 import { Cooldowns, DestructiveBudget } from './guards.ts';
@@ -29,7 +29,8 @@ async function main(): Promise<void> {
     settings.audience && kube
       ? new SenderAuth({
           audience: settings.audience,
-          allowedSenders: settings.allowedSenders ?? triggerSenders(namespace),
+          allowedSenders: settings.allowedSenders,
+          namespace,
           review: tokenReviewer(kube, settings.retryAfterSeconds),
           clock,
         })

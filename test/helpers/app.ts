@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { buildApp, type AppOptions } from '../../src/app.ts';
-import { SenderAuth, triggerSenders } from '../../src/auth.ts';
+import { SenderAuth } from '../../src/auth.ts';
 import { createKubeClient, tokenReviewer, type KubeClient } from '../../src/kube.ts';
 import { parsePolicy, loadPolicy, type Policy } from '../../src/policy.ts';
 import { Cooldowns, DestructiveBudget } from '../../src/guards.ts';
@@ -54,7 +54,8 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
       options.senderAuth && kube
         ? new SenderAuth({
             audience: options.senderAuth.audience,
-            allowedSenders: options.senderAuth.allowedSenders ?? triggerSenders(options.ownNamespace ?? 'falco-drop'),
+            allowedSenders: options.senderAuth.allowedSenders,
+            namespace: options.ownNamespace ?? 'falco-drop',
             review: tokenReviewer(kube, 5),
             clock,
           })
