@@ -40,12 +40,16 @@ export interface FakePod {
     annotations?: Record<string, string>;
     ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
     resourceVersion?: string;
+    /** When the API server stored the pod (RFC 3339, whole seconds). */
+    creationTimestamp?: string;
     deletionTimestamp?: string;
+    [key: string]: unknown;
   };
   spec: Record<string, unknown>;
   status: {
     phase: string;
-    containerStatuses?: { name: string; containerID?: string; ready: boolean; restartCount: number; image: string; imageID: string }[];
+    containerStatuses?: { name: string; containerID?: string; ready: boolean; restartCount: number; image: string; imageID: string; [key: string]: unknown }[];
+    [key: string]: unknown;
   };
 }
 
@@ -67,14 +71,135 @@ export function statusBody(code: number, message: string, details?: Record<strin
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: reason ?? reasons[code] ?? 'Unknown', ...(details ? { details } : {}), code };
 }
 
-/** A pod as the API server returns it, with a running container whose id starts with `containerId`. */
+/**
+ * A pod as the API server returns it, with a running container whose id starts with `containerId`:
+ * the size and shape of a real pod (~4.5 KB of JSON: managedFields, the service-account volume,
+ * the default tolerations, status conditions), created an hour before the tests' alerts.
+ */
 export function makePod(namespace: string, name: string, uid: string, containerId = '2d90926af63e'): FakePod {
+  const app = name.split('-')[0] as string;
+  const fullId = `${containerId}${'0'.repeat(64 - containerId.length)}`;
+  const created = '2025-06-12T08:00:00Z';
+  const started = '2025-06-12T08:00:02Z';
+  const condition = (type: string, time: string) => ({ type, status: 'True', lastProbeTime: null, lastTransitionTime: time });
+  const fieldsV1 = (fields: Record<string, unknown>) => fields;
   return {
-    metadata: { name, namespace, uid, labels: { app: name.split('-')[0] as string }, resourceVersion: '1001' },
-    spec: { containers: [{ name: 'main', image: 'mysql:8' }] },
+    metadata: {
+      name,
+      namespace,
+      uid,
+      labels: { app },
+      resourceVersion: '1001',
+      creationTimestamp: created,
+      managedFields: [
+        {
+          manager: 'kube-controller-manager',
+          operation: 'Update',
+          apiVersion: 'v1',
+          time: created,
+          fieldsType: 'FieldsV1',
+          fieldsV1: fieldsV1({
+            'f:metadata': { 'f:generateName': {}, 'f:labels': { '.': {}, 'f:app': {}, 'f:pod-template-hash': {} }, 'f:ownerReferences': { '.': {} } },
+            'f:spec': {
+              'f:containers': {
+                'k:{"name":"main"}': {
+                  '.': {}, 'f:env': { '.': {}, 'k:{"name":"MYSQL_DATABASE"}': { '.': {}, 'f:name': {}, 'f:value': {} } },
+                  'f:image': {}, 'f:imagePullPolicy': {}, 'f:name': {}, 'f:ports': { '.': {}, 'k:{"containerPort":3306,"protocol":"TCP"}': { '.': {}, 'f:containerPort': {}, 'f:protocol': {} } },
+                  'f:resources': { '.': {}, 'f:limits': { '.': {}, 'f:memory': {} }, 'f:requests': { '.': {}, 'f:cpu': {}, 'f:memory': {} } },
+                  'f:terminationMessagePath': {}, 'f:terminationMessagePolicy': {},
+                },
+              },
+              'f:dnsPolicy': {}, 'f:enableServiceLinks': {}, 'f:restartPolicy': {}, 'f:schedulerName': {}, 'f:securityContext': {}, 'f:terminationGracePeriodSeconds': {},
+            },
+          }),
+        },
+        {
+          manager: 'kubelet',
+          operation: 'Update',
+          apiVersion: 'v1',
+          time: started,
+          fieldsType: 'FieldsV1',
+          subresource: 'status',
+          fieldsV1: fieldsV1({
+            'f:status': {
+              'f:conditions': Object.fromEntries(['ContainersReady', 'Initialized', 'PodReadyToStartContainers', 'Ready'].map((type) => [`k:{"type":"${type}"}`, { '.': {}, 'f:lastProbeTime': {}, 'f:lastTransitionTime': {}, 'f:status': {}, 'f:type': {} }])),
+              'f:containerStatuses': {}, 'f:hostIP': {}, 'f:hostIPs': {}, 'f:phase': {}, 'f:podIP': {}, 'f:podIPs': { '.': {}, 'k:{"ip":"10.244.1.17"}': { '.': {}, 'f:ip': {} } }, 'f:startTime': {},
+            },
+          }),
+        },
+      ],
+    },
+    spec: {
+      volumes: [
+        {
+          name: 'kube-api-access-x7k2p',
+          projected: {
+            sources: [
+              { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
+              { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+              { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+            ],
+            defaultMode: 420,
+          },
+        },
+      ],
+      containers: [
+        {
+          name: 'main',
+          image: 'mysql:8',
+          ports: [{ containerPort: 3306, protocol: 'TCP' }],
+          env: [{ name: 'MYSQL_DATABASE', value: 'app' }],
+          resources: { limits: { memory: '512Mi' }, requests: { cpu: '100m', memory: '256Mi' } },
+          volumeMounts: [{ name: 'kube-api-access-x7k2p', readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }],
+          terminationMessagePath: '/dev/termination-log',
+          terminationMessagePolicy: 'File',
+          imagePullPolicy: 'IfNotPresent',
+        },
+      ],
+      restartPolicy: 'Always',
+      terminationGracePeriodSeconds: 30,
+      dnsPolicy: 'ClusterFirst',
+      serviceAccountName: 'default',
+      serviceAccount: 'default',
+      nodeName: 'worker-node-2',
+      securityContext: {},
+      schedulerName: 'default-scheduler',
+      tolerations: [
+        { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
+        { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
+      ],
+      priority: 0,
+      enableServiceLinks: true,
+      preemptionPolicy: 'PreemptLowerPriority',
+    },
     status: {
       phase: 'Running',
-      containerStatuses: [{ name: 'main', containerID: `containerd://${containerId}${'0'.repeat(64 - containerId.length)}`, ready: true, restartCount: 0, image: 'mysql:8', imageID: 'docker.io/library/mysql@sha256:0' }],
+      conditions: [
+        condition('PodReadyToStartContainers', started),
+        condition('Initialized', created),
+        condition('Ready', started),
+        condition('ContainersReady', started),
+        condition('PodScheduled', created),
+      ],
+      hostIP: '172.18.0.3',
+      hostIPs: [{ ip: '172.18.0.3' }],
+      podIP: '10.244.1.17',
+      podIPs: [{ ip: '10.244.1.17' }],
+      startTime: created,
+      containerStatuses: [
+        {
+          name: 'main',
+          state: { running: { startedAt: started } },
+          lastState: {},
+          ready: true,
+          restartCount: 0,
+          image: 'docker.io/library/mysql:8',
+          imageID: 'docker.io/library/mysql@sha256:0',
+          containerID: `containerd://${fullId}`,
+          started: true,
+        },
+      ],
+      qosClass: 'Burstable',
     },
   };
 }
@@ -171,7 +296,12 @@ export class FakeKube {
   private version = 2000;
   private uids = 0;
 
-  constructor() {
+  /**
+   * With `terminatingPods`, a DELETE with a grace period leaves the pod readable and terminating
+   * (deletionTimestamp set), as the API server keeps it until the kubelet has stopped it; without
+   * it, a deleted pod is gone at once.
+   */
+  constructor(private readonly options: { readonly terminatingPods?: boolean } = {}) {
     this.server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -314,8 +444,7 @@ export class FakeKube {
   }
 
   private send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-    res.writeHead(status, { 'content-type': 'application/json', ...headers });
-    res.end(JSON.stringify(body));
+    writeBody(res, status, { 'content-type': 'application/json', ...headers }, JSON.stringify(body));
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, text: string): Promise<void> {
@@ -342,8 +471,7 @@ export class FakeKube {
       }
       if (res.destroyed) return;
       if (fault.rawBody !== undefined) {
-        res.writeHead(fault.status ?? 500, { 'content-type': 'text/plain', ...fault.headers });
-        res.end(fault.rawBody);
+        writeBody(res, fault.status ?? 500, { 'content-type': 'text/plain', ...fault.headers }, fault.rawBody);
         return;
       }
       this.send(res, fault.status ?? 500, fault.body ?? statusBody(fault.status ?? 500, 'injected failure'), fault.headers);
@@ -398,11 +526,16 @@ export class FakeKube {
     }
     if (request.method === 'GET') return { status: 200, body: { apiVersion: 'v1', kind: 'Pod', ...pod } };
     if (request.method === 'DELETE') {
-      const options = (isPlainObject(request.body) ? request.body : {}) as { preconditions?: { uid?: string }; dryRun?: string[] };
+      const options = (isPlainObject(request.body) ? request.body : {}) as { preconditions?: { uid?: string }; dryRun?: string[]; gracePeriodSeconds?: number };
       const refused = uidPrecondition(options.preconditions?.uid, pod!, name);
       if (refused) return refused;
-      if (!options.dryRun?.includes('All')) this.pods.delete(key);
-      return { status: 200, body: { apiVersion: 'v1', kind: 'Pod', ...pod, metadata: { ...pod!.metadata, deletionTimestamp: '2026-11-23T00:00:00Z' } } };
+      const grace = options.gracePeriodSeconds ?? (pod!.spec.terminationGracePeriodSeconds as number | undefined) ?? 30;
+      const terminating: FakePod = { ...pod!, metadata: { ...pod!.metadata, deletionTimestamp: pod!.metadata.deletionTimestamp ?? '2026-11-23T00:00:00Z', deletionGracePeriodSeconds: grace } };
+      if (!options.dryRun?.includes('All')) {
+        if (this.options.terminatingPods && grace > 0) this.pods.set(key, terminating);
+        else this.pods.delete(key);
+      }
+      return { status: 200, body: { apiVersion: 'v1', kind: 'Pod', ...terminating } };
     }
     if (request.method === 'PATCH') return this.patchPod(request, pod!, key);
     return { status: 405, body: statusBody(405, `method ${request.method} not allowed`) };
@@ -572,6 +705,26 @@ export class FakeKube {
     this.events.push(created);
     return { status: 201, body: created };
   }
+}
+
+/**
+ * Writes an answer as the API server's Go net/http does: a body that fits its 2 KB buffer goes
+ * with a Content-Length; a larger one (a pod, ~4.5 KB) goes chunked (Transfer-Encoding: chunked,
+ * no Content-Length), in parts. Node sets Content-Length itself when res.end(body) comes before
+ * the headers are sent, so the headers go first and the body follows in pieces.
+ */
+export const goBufferBytes = 2048;
+function writeBody(res: http.ServerResponse, status: number, headers: Record<string, string>, text: string): void {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= goBufferBytes) {
+    res.writeHead(status, { ...headers, 'content-length': String(bytes.length) });
+    res.end(bytes);
+    return;
+  }
+  res.writeHead(status, headers);
+  res.flushHeaders();
+  for (let at = 0; at < bytes.length; at += goBufferBytes) res.write(bytes.subarray(at, at + goBufferBytes));
+  res.end();
 }
 
 interface Answer {
