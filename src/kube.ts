@@ -1,5 +1,4 @@
 import { existsSync, readFileSync } from 'node:fs';
-import http from 'node:http';
 import { join } from 'node:path';
 import {
   ApiException,
@@ -15,6 +14,7 @@ import {
   type RequestContext,
   type ResponseContext,
 } from '@kubernetes/client-node';
+import { Agent, type Dispatcher } from 'undici';
 import type { TokenReviewer } from './auth.ts';
 import { DropError } from './errors.ts';
 
@@ -82,24 +82,21 @@ export interface KubeClient {
 }
 
 /**
- * The client library builds a new https.Agent on every call (a TLS handshake each time) and sets
- * no timeout. A middleware swaps in one keep-alive agent, built once from the first call's TLS
- * options, and attaches an abort signal to every request.
+ * The client library (2.x, undici) builds a new dispatcher on every call from the kubeconfig's
+ * TLS and proxy settings (CA, client certificate, insecure-skip-tls-verify, proxy-url), so no
+ * connection is ever reused (a TLS handshake each time), and it sets no timeout. A middleware
+ * keeps the first call's dispatcher, which has exactly those settings, and hands it to every
+ * later call: one keep-alive connection pool for the client's life, closed by close(). With no
+ * TLS or proxy setting at all the library leaves the dispatcher unset (undici's global one);
+ * drop then uses its own keep-alive Agent, so close() still closes every connection it opened.
+ * Every call gets an abort signal of `timeoutMs`, which also covers reading the answer.
  */
 export function createKubeClient(kubeConfig: KubeConfig, options: KubeClientOptions): KubeClient {
-  let shared: http.Agent | undefined;
-  const usesProxy = Boolean(kubeConfig.getCurrentCluster()?.proxyUrl);
+  let shared: Dispatcher | undefined;
   const middleware = {
     pre: async (context: RequestContext): Promise<RequestContext> => {
-      const agent = context.getAgent();
-      if (!usesProxy && agent) {
-        if (!shared) {
-          // Same class (http or https) and TLS options as the library's own agent, kept alive.
-          const { options: agentOptions, constructor: Agent } = agent as http.Agent & { options: http.AgentOptions };
-          shared = new (Agent as typeof http.Agent)({ ...agentOptions, keepAlive: true, maxSockets: 32 });
-        }
-        context.setAgent(shared);
-      }
+      shared ??= context.getDispatcher() ?? new Agent({ connect: { keepAlive: true, keepAliveInitialDelay: 30_000 } });
+      context.setDispatcher(shared);
       context.setSignal(AbortSignal.timeout(options.timeoutMs));
       return context;
     },
@@ -121,7 +118,7 @@ export function createKubeClient(kubeConfig: KubeConfig, options: KubeClientOpti
     batch: new BatchV1Api(configuration),
     authentication: new AuthenticationV1Api(configuration),
     kubeConfig,
-    close: () => shared?.destroy(),
+    close: () => void shared?.destroy(),
   };
 }
 
@@ -173,10 +170,19 @@ export function kubeFailure(error: unknown, what: string, retryAfterSeconds: num
     }
     return new DropError('DROP_K8S_REJECTED', message, { details, cause: error });
   }
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = errorMessage(error);
   const timedOut = error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError');
   const message = `${what}: Kubernetes API ${timedOut ? 'timed out' : 'unreachable'}: ${reason}`;
   return new DropError('DROP_K8S_UNAVAILABLE', message, { retryAfterSeconds, cause: error });
+}
+
+/**
+ * What went wrong with a call, in one line. undici's fetch rejects with "fetch failed" and puts
+ * the socket's error (ECONNREFUSED, a TLS failure, "other side closed") in `cause`.
+ */
+export function errorMessage(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  return error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message;
 }
 
 /** Asks the API server about a token for one audience (POST .../tokenreviews). */

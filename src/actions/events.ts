@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { V1MicroTime, type EventsV1Event, type V1Pod } from '@kubernetes/client-node';
 import type { FalcoAlert } from '../falco.ts';
-import type { KubeClient } from '../kube.ts';
+import { errorMessage, type KubeClient } from '../kube.ts';
 import type { ActionOutcome } from './action.ts';
 
 /** The Events' reportingController: a qualified name, as events.k8s.io/v1 requires. */
@@ -70,6 +70,6 @@ export async function recordEvent(kube: KubeClient, pod: V1Pod, outcome: ActionO
     return { recorded: true, name: event.metadata?.name as string };
   } catch (error) {
     // The client throws ApiException (an Error) for an answer and fetch's Error for no answer.
-    return { recorded: false, error: (error as Error).message };
+    return { recorded: false, error: errorMessage(error) };
   }
 }

@@ -73,7 +73,7 @@ t.test('never fails: an API refusal or an unreachable API is returned, not throw
   }
   const { kube, fake, pod } = await readPod(t);
   fake.fail({ method: 'POST', path: /events$/, destroy: true });
-  t.match(await recordEvent(kube, pod, deleted, context), { recorded: false, error: /socket hang up/ }, 'connection dropped');
+  t.match(await recordEvent(kube, pod, deleted, context), { recorded: false, error: /^fetch failed: other side closed/ }, 'connection dropped');
 });
 
 t.test('an Event the API server would refuse is reported as not recorded', async (t) => {

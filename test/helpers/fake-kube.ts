@@ -1,5 +1,8 @@
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 
@@ -11,8 +14,15 @@ export interface RecordedRequest {
   readonly contentType: string | undefined;
   readonly accept: string | undefined;
   readonly authorization: string | undefined;
+  /** Over TLS: the common name of the client certificate the caller presented, if any. */
+  readonly clientCertificate?: string;
   readonly body: unknown;
 }
+
+/** The fake's TLS material (test/fixtures/tls): a CA, the server's certificate for 127.0.0.1, a client's. */
+export const tlsFixture = Object.fromEntries(
+  ['ca', 'server', 'server-key', 'client', 'client-key'].map((name) => [name, readFileSync(new URL(`../fixtures/tls/${name}.pem`, import.meta.url), 'utf8')]),
+) as Record<'ca' | 'server' | 'server-key' | 'client' | 'client-key', string>;
 
 /** An injected answer for the next request matching `method` and `path`. */
 export interface Fault {
@@ -291,7 +301,7 @@ export class FakeKube {
   /** Events created through events.k8s.io/v1, in order. */
   readonly events: FakeObject[] = [];
   private readonly faults: Fault[] = [];
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
   private port = 0;
   private version = 2000;
   private uids = 0;
@@ -301,13 +311,18 @@ export class FakeKube {
    * (deletionTimestamp set), as the API server keeps it until the kubelet has stopped it; without
    * it, a deleted pod is gone at once.
    */
-  constructor(private readonly options: { readonly terminatingPods?: boolean } = {}) {
-    this.server = http.createServer((req, res) => {
+  constructor(private readonly options: { readonly terminatingPods?: boolean; readonly tls?: boolean } = {}) {
+    const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => void this.handle(req, res, Buffer.concat(chunks).toString('utf8')));
-    });
-    this.server.on('connection', () => this.connections++);
+    };
+    // With `tls`, HTTPS as the API server serves it: its certificate signed by the cluster CA;
+    // a client certificate is asked for and, when given, must be signed by that CA.
+    this.server = options.tls
+      ? https.createServer({ key: tlsFixture['server-key'], cert: tlsFixture.server, ca: tlsFixture.ca, requestCert: true, rejectUnauthorized: false }, listener)
+      : http.createServer(listener);
+    this.server.on(options.tls ? 'secureConnection' : 'connection', () => this.connections++);
   }
 
   async start(): Promise<this> {
@@ -324,14 +339,24 @@ export class FakeKube {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.options.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   /** TCP connections accepted so far (connection reuse shows as fewer connections than calls). */
   connections = 0;
 
-  /** A kubeconfig pointed at this server, as a user would write it. */
-  kubeConfigYaml(): string {
+  /**
+   * A kubeconfig pointed at this server, as a user would write it. Over TLS it names the cluster
+   * CA (unless `trustCa` is false) and, with `clientCertificate`, the client's certificate and key.
+   */
+  kubeConfigYaml(options: { readonly trustCa?: boolean; readonly clientCertificate?: boolean } = {}): string {
+    const base64 = (pem: string) => Buffer.from(pem).toString('base64');
+    const trust = this.options.tls
+      ? options.trustCa === false ? [] : [`    certificate-authority-data: ${base64(tlsFixture.ca)}`]
+      : ['    insecure-skip-tls-verify: true'];
+    const user = options.clientCertificate
+      ? [`    client-certificate-data: ${base64(tlsFixture.client)}`, `    client-key-data: ${base64(tlsFixture['client-key'])}`]
+      : ['    token: test-token'];
     return [
       'apiVersion: v1',
       'kind: Config',
@@ -339,11 +364,11 @@ export class FakeKube {
       '- name: fake',
       '  cluster:',
       `    server: ${this.url}`,
-      '    insecure-skip-tls-verify: true',
+      ...trust,
       'users:',
       '- name: drop',
       '  user:',
-      '    token: test-token',
+      ...user,
       'contexts:',
       '- name: fake',
       '  context: {cluster: fake, user: drop}',
@@ -352,9 +377,9 @@ export class FakeKube {
     ].join('\n');
   }
 
-  kubeConfig(): KubeConfig {
+  kubeConfig(options: Parameters<FakeKube['kubeConfigYaml']>[0] = {}): KubeConfig {
     const kc = new KubeConfig();
-    kc.loadFromString(this.kubeConfigYaml());
+    kc.loadFromString(this.kubeConfigYaml(options));
     return kc;
   }
 
@@ -458,6 +483,7 @@ export class FakeKube {
       contentType: req.headers['content-type'],
       accept: req.headers.accept,
       authorization: req.headers.authorization,
+      ...(this.options.tls ? { clientCertificate: clientName(req.socket as TLSSocket) } : {}),
       body,
     };
     this.requests.push(recorded);
@@ -725,6 +751,13 @@ function writeBody(res: http.ServerResponse, status: number, headers: Record<str
   res.flushHeaders();
   for (let at = 0; at < bytes.length; at += goBufferBytes) res.write(bytes.subarray(at, at + goBufferBytes));
   res.end();
+}
+
+/** The common name of a client certificate signed by the fake's CA, or undefined. */
+function clientName(socket: TLSSocket): string | undefined {
+  if (!socket.authorized) return undefined;
+  const cn = socket.getPeerCertificate().subject?.CN;
+  return Array.isArray(cn) ? cn[0] : cn;
 }
 
 interface Answer {
