@@ -1,23 +1,33 @@
-import { isSafeNumber, parse, stringify } from 'lossless-json';
-
 /**
- * JSON that keeps integers above 2^53 exact. Falco's `evt.time` is nanoseconds (about 1.7e18):
- * plain JSON.parse rounds it, and the service echoes and logs output fields. Integers that fit
- * a double stay numbers; larger ones become bigint; other numbers stay numbers.
+ * JSON that keeps integers above 2^53 exact, with the built-ins alone (Node 24: JSON.parse hands
+ * a reviver each number's source text, and JSON.rawJSON writes text as a number). Falco's
+ * `evt.time` is nanoseconds (about 1.7e18): plain JSON.parse rounds it, and the service echoes
+ * and logs output fields. An integer outside ±(2^53 − 1) becomes a bigint with every digit;
+ * every other number stays a number.
  */
 export type Json = null | boolean | number | bigint | string | Json[] | { [key: string]: Json };
 
-function parseNumber(text: string): number | bigint {
-  if (isSafeNumber(text) || !/^-?\d+$/.test(text)) return Number(text);
-  return BigInt(text);
+const integer = /^-?\d+$/;
+/** JSON.rawJSON: not yet in TypeScript's lib. */
+const { rawJSON } = JSON as JSON & { rawJSON(text: string): object };
+
+// A reviver's third argument carries a primitive's source text (JSON.parse source text access).
+function reviveNumber(_key: string, value: unknown, context?: { source: string }): unknown {
+  if (typeof value !== 'number' || Number.isSafeInteger(value)) return value;
+  const { source } = context as { source: string };
+  return integer.test(source) ? BigInt(source) : value;
 }
 
-/** Parses JSON text; throws SyntaxError on invalid JSON. */
+/** Parses JSON text; throws SyntaxError (JSON.parse's, with where it failed) on invalid JSON. */
 export function parseJson(text: string): Json {
-  return parse(text, null, parseNumber) as Json;
+  return JSON.parse(text, reviveNumber) as Json;
+}
+
+function writeBigint(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? rawJSON(value.toString()) : value;
 }
 
 /** Serialises, writing bigint as a bare JSON number with every digit. */
 export function stringifyJson(value: unknown): string {
-  return stringify(value) as string;
+  return JSON.stringify(value, writeBigint);
 }

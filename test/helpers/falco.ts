@@ -1,4 +1,4 @@
-import { stringify } from 'lossless-json';
+import { stringifyJson } from '../../src/json.ts';
 
 /** Go's encoding/json escapes these in strings; Falcosidekick's bodies carry them so. */
 function goEscape(json: string): string {
@@ -53,7 +53,7 @@ export function falcoPayload(options: PayloadOptions = {}): string {
     tags: options.tags ?? ['T1059', 'container', 'maturity_stable', 'mitre_execution', 'shell'],
     ...(options.hostname === '' ? {} : { hostname: options.hostname ?? 'worker-node-2' }),
   };
-  return goEscape(stringify(payload) as string);
+  return goEscape(stringifyJson(payload));
 }
 
 /** The headers sdk-go writes for Falcosidekick's binary-mode CloudEvent (canonical casing). */

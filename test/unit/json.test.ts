@@ -20,11 +20,16 @@ t.test('decodes each kind of number to the right type', async (t) => {
     { name: 'a safe integer stays a number', text: '34816', value: 34816 },
     { name: 'a negative safe integer stays a number', text: '-1', value: -1 },
     { name: 'the largest safe integer stays a number', text: '9007199254740991', value: Number.MAX_SAFE_INTEGER },
+    { name: 'the smallest safe integer stays a number', text: '-9007199254740991', value: -Number.MAX_SAFE_INTEGER },
+    { name: '2^53, the first integer outside the safe range, becomes a bigint', text: '9007199254740992', value: 9007199254740992n },
     { name: 'one above the largest safe integer becomes a bigint', text: '9007199254740993', value: 9007199254740993n },
+    { name: 'an integer with more digits than a double holds keeps them all', text: '123456789012345678901234567890', value: 123456789012345678901234567890n },
     { name: 'a large negative integer becomes a bigint', text: '-1749720067118402960', value: -1749720067118402960n },
     { name: 'a float stays a number', text: '0.5', value: 0.5 },
     { name: 'a float with more digits than a double holds stays a number', text: '0.12345678901234567890', value: 0.12345678901234568 },
     { name: 'a large float in exponent form stays a number', text: '1.7e18', value: 1.7e18 },
+    { name: 'a large number with a fraction stays a number', text: '12345678901234567890.5', value: 12345678901234567890.5 },
+    { name: 'minus zero stays a number', text: '-0', value: -0 },
   ];
   for (const c of cases) {
     const parsed = parseJson(c.text);
@@ -38,6 +43,20 @@ t.test('decodes strings, literals and structures like JSON.parse', async (t) => 
   t.same(parseJson(text), JSON.parse(text));
 });
 
-t.test('throws a SyntaxError on invalid JSON', async (t) => {
-  t.throws(() => parseJson('{"a":'), SyntaxError);
+t.test('throws a SyntaxError that says where the JSON went wrong, quoting at most 10 characters of it', async (t) => {
+  const cases: [string, string][] = [
+    ['{"a":', 'Unexpected end of JSON input'],
+    ['hello', 'Unexpected token \'h\', "hello" is not valid JSON'],
+    ['N'.repeat(100_000), 'Unexpected token \'N\', "NNNNNNNNNN"... is not valid JSON'],
+    ['{"a":1,}', 'Expected double-quoted property name in JSON at position 7 (line 1 column 8)'],
+    ['{"a":1} x', 'Unexpected non-whitespace character after JSON at position 8 (line 1 column 9)'],
+  ];
+  for (const [text, message] of cases) t.throws(() => parseJson(text), new SyntaxError(message), message);
+});
+
+t.test('writes nested bigints, and everything else as JSON.stringify does', async (t) => {
+  t.equal(stringifyJson({ a: [1n, -(2n ** 70n)], b: { c: 9007199254740993n } }), '{"a":[1,-1180591620717411303424],"b":{"c":9007199254740993}}');
+  const plain = { s: 'x', n: 0.5, t: true, z: null, u: undefined, d: new Date(0), nan: Number.NaN };
+  t.equal(stringifyJson(plain), JSON.stringify(plain));
+  t.equal(stringifyJson(undefined), undefined);
 });
