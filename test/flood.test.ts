@@ -11,7 +11,7 @@ import { createTestApp } from './helpers/app.ts';
 
 const podName = 'mysql-db-7d59548d75-g9msc';
 const policyYaml = 'rules:\n  - name: kill-shells\n    match: {rules: ["Terminal shell in container"]}\n    actions: [{action: delete}]\n';
-const alerts = 1500;
+const alerts = 1000;
 const connections = 64;
 
 t.test('64 connections flooding alerts about one pod get no spurious 503, and the pod is deleted exactly once', async (t) => {
