@@ -4,6 +4,8 @@ import * as rbac from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as core from 'kubernetes-models/v1';
 import t, { type Test } from 'tap';
 import { parsePolicy } from '../../src/policy.ts';
+import { matchesName } from '../../src/match.ts';
+import { parseSettings } from '../../src/settings.ts';
 import { config, demo, find, readManifests, release, type Json, type Manifest } from './documents.ts';
 
 const namespace = 'falco-drop';
@@ -170,6 +172,25 @@ t.test('every Trigger to drop asks the Broker for a token for one audience, read
   t.same([...audiences], ['falco-drop']);
   const text = readFileSync('config/400-service.yaml', 'utf8');
   t.match(text, /# - name: DROP_AUDIENCE\n\s+# {3}value: falco-drop\n/, 'the service shows the same audience, commented out until OIDC is on');
+});
+
+t.test('release.yaml allows exactly the OIDC accounts of the Triggers to drop, and drop starts with it', async (t) => {
+  const envOf = (manifests: readonly Manifest[]) => Object.fromEntries(find(manifests, 'Service', 'drop').spec.template.spec.containers[0].env.map((e: Json) => [e.name, e.value]));
+  t.equal(envOf(config).DROP_ALLOWED_SENDERS, 'knative://trigger-oidc-service-accounts', 'config/ holds the placeholder the release fills');
+  const released = envOf(release);
+  // Both Trigger names are short (<= 29 characters): Knative's plain <trigger>-oidc-eventing.knative.dev-trigger.
+  const accounts = dropTriggers.filter((m) => config.includes(m)).map(({ doc }) => {
+    t.ok(doc.metadata.name.length <= 29, `${doc.metadata.name}: short enough for the plain name`);
+    return `system:serviceaccount:${doc.metadata.namespace}:${doc.metadata.name}-oidc-eventing.knative.dev-trigger`;
+  });
+  t.same(released.DROP_ALLOWED_SENDERS.split(','), accounts);
+  t.same(accounts.length, 2);
+  // Authentication is off in the release; the list must not stop drop from starting.
+  t.equal(released.DROP_AUDIENCE, undefined);
+  const settings = parseSettings(released);
+  t.same(settings.allowedSenders, accounts);
+  for (const account of accounts) t.ok(matchesName(settings.allowedSenders ?? [], account), account);
+  t.notOk(matchesName(settings.allowedSenders ?? [], 'system:serviceaccount:team-a:drop-critical-oidc-eventing.knative.dev-trigger'), 'a Trigger of the same name elsewhere is no sender');
 });
 
 t.test('every Trigger to drop filters on the Falcosidekick type, and never on source', async (t) => {
