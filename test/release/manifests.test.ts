@@ -208,7 +208,7 @@ t.test('Falcosidekick alerts reach drop by rule and by priority; drop replies ne
   t.same(routed(alert('Terminal shell in container', 'Notice')), ['drop-terminal-shell']);
   t.same(routed(alert('Terminal shell in container', 'Notice', 'falco.org')), ['drop-terminal-shell'], 'old Falcosidekick source too');
   t.same(routed(alert('Drop and execute new binary in container', 'Critical')), ['drop-critical']);
-  t.same(routed(alert('Terminal shell in container', 'Emergency')), ['drop-critical', 'drop-terminal-shell']);
+  t.same(routed(alert('Terminal shell in container', 'Emergency')), ['drop-terminal-shell'], 'once, not by both Triggers');
   t.same(routed(alert('Write below etc', 'Error')), []);
   for (const priority of ['Notice', 'Critical', 'Alert', 'Emergency']) {
     t.same(routed({ ...alert('Terminal shell in container', priority), type: replyType, source: '/falco-drop/falco-drop/drop' }), [], `a ${priority} reply`);
@@ -217,6 +217,32 @@ t.test('Falcosidekick alerts reach drop by rule and by priority; drop replies ne
   t.ok(triggerMatches(sockeye, { type: replyType }) && triggerMatches(sockeye, alert('x', 'Debug')), 'Sockeye sees alerts and replies');
   t.throws(() => filterMatches({ cesql: 'true' }, {}), /unsupported filter/);
   t.ok(filterMatches({ all: [{ prefix: { type: 'falco.' } }, { suffix: { type: '.v1' } }, { not: { exact: { rule: 'x' } } }] }, { type: falcoType, rule: 'y' }));
+});
+
+t.test('no event reaches drop through two Triggers, and each Trigger still routes what it is for', async (t) => {
+  const rules = ['Terminal shell in container', 'terminal shell in container', 'Terminal shell in container ', 'Drop and execute new binary in container', 'Write below etc', undefined];
+  const priorities = ['Emergency', 'Alert', 'Critical', 'Error', 'Warning', 'Notice', 'Informational', 'Debug', 'critical', undefined];
+  const types = [falcoType, replyType, 'dev.knative.kafka.event', undefined];
+  const events: Record<string, string>[] = [];
+  for (const type of types) {
+    for (const rule of rules) {
+      for (const priority of priorities) {
+        events.push(Object.fromEntries(Object.entries({ type, source: 'https://falco.org', rule, priority }).filter(([, v]) => v !== undefined)) as Record<string, string>);
+      }
+    }
+  }
+  const byName = (name: string) => (dropTriggers.find((m) => m.doc.metadata.name === name) as Manifest).doc;
+  const shell = byName('drop-terminal-shell');
+  const critical = byName('drop-critical');
+  t.equal(events.length, 240);
+  const names = (event: Record<string, string>) => dropTriggers.filter((m) => triggerMatches(m.doc, event)).map((m) => m.doc.metadata.name);
+  t.same(events.filter((e) => names(e).length > 1).map((e) => [e, names(e)]), [], 'no event matches two Triggers to drop');
+  const shellAlert = (e: Record<string, string>) => e.type === falcoType && e.rule === 'Terminal shell in container';
+  const severe = (e: Record<string, string>) => e.type === falcoType && ['Critical', 'Alert', 'Emergency'].includes(e.priority as string);
+  t.same(events.filter((e) => triggerMatches(shell, e) !== shellAlert(e)), [], 'drop-terminal-shell: every terminal shell alert, at any priority, and nothing else');
+  t.same(events.filter((e) => triggerMatches(critical, e) !== (severe(e) && !shellAlert(e))), [], 'drop-critical: every other alert at Critical or above, and nothing else');
+  t.equal(events.filter((e) => names(e).length === 1).length, 10 + 5 * 3, 'reach drop: the terminal shell at all 10 priorities, the 5 other rule values (one absent) at 3');
+  t.ok(triggerMatches(critical, { type: falcoType, priority: 'Critical' }), 'an alert without a rule extension still goes by priority');
 });
 
 t.test('delivery is chosen on purpose, and every Trigger to drop repeats the Broker\'s', async (t) => {
