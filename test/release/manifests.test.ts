@@ -253,6 +253,32 @@ t.test('delivery is chosen on purpose, and every Trigger to drop repeats the Bro
   for (const { where, doc } of dropTriggers) t.same(doc.spec.delivery, delivery, `${where}: a Trigger's delivery replaces the Broker's`);
 });
 
+/** Seconds of an ISO 8601 duration of the form Knative's delivery uses here (PT<seconds>S). */
+function seconds(duration: string): number {
+  const match = /^PT(\d+(?:\.\d+)?)S$/.exec(duration);
+  if (!match) throw new Error(`unsupported duration ${duration}`);
+  return Number(match[1]);
+}
+
+t.test('the README\'s Retry-After opt-in patches every Trigger to drop and keeps the retries inside the alert-age limit', async (t) => {
+  const readme = readFileSync('README.md', 'utf8');
+  t.match(readme, `kubectl -n knative-eventing patch configmap config-features --type merge -p '{"data":{"delivery-retryafter":"enabled"}}'`);
+  const [, names = '', patch = '{}'] = /\nfor trigger in ([\w -]+); do\n {2}kubectl -n falco-drop patch trigger "\$trigger" --type merge -p '([^']+)'\ndone\n/.exec(readme) ?? [];
+  t.same(names.trim().split(/\s+/).sort(), dropTriggers.filter((m) => config.includes(m)).map((m) => m.doc.metadata.name).sort(), 'every Trigger to drop: each replaces the Broker\'s delivery');
+  const { retryAfterMax } = JSON.parse(patch).spec.delivery;
+  t.match(retryAfterMax, isoDuration);
+  // Knative (pkg/kncloudevents/retries.go): wait n (from 0) is the longer of Retry-After, capped
+  // at retryAfterMax, and the backoff, backoffDelay * 2^n for the exponential policy.
+  const { retry, backoffPolicy, backoffDelay } = broker.spec.delivery;
+  t.equal(backoffPolicy, 'exponential');
+  let worst = 0;
+  for (let n = 0; n < retry; n++) worst += Math.max(seconds(retryAfterMax), seconds(backoffDelay) * 2 ** n);
+  const policy = parsePolicy(find(config, 'ConfigMap', 'drop-policy').data['policy.yaml'], 'config/300-policy-configmap.yaml');
+  t.ok(worst < policy.guards.maxAlertAgeSeconds, `${worst} s of waits < ${policy.guards.maxAlertAgeSeconds} s: a retried alert is still acted on`);
+  t.match(readme, `about ${Math.round(worst)} s, still inside drop's ${policy.guards.maxAlertAgeSeconds} s alert-age limit`, 'the README\'s figures');
+  t.throws(() => seconds('PT1M'), /unsupported duration/);
+});
+
 t.test('Falcosidekick is pinned at 2.30 or later and posts CloudEvents to the Broker ingress', async (t) => {
   const sidekick = find(config, 'Service', 'falcosidekick');
   const [c] = sidekick.spec.template.spec.containers;
