@@ -15,7 +15,11 @@ export interface Settings {
   readonly namespace: string | undefined;
   /** DROP_AUDIENCE: when set, POST / needs a service-account token for this audience. */
   readonly audience: string | undefined;
-  /** DROP_ALLOWED_SENDERS: usernames (globs) allowed to send; unset means the Triggers in drop's namespace. */
+  /**
+   * DROP_ALLOWED_SENDERS: usernames (globs) allowed to send; unset means the Triggers in drop's
+   * namespace. Accepted without DROP_AUDIENCE (release.yaml sets it ready for the day OIDC is
+   * turned on) and unused until DROP_AUDIENCE turns authentication on.
+   */
   readonly allowedSenders: readonly string[] | undefined;
   /** Knative's K_SERVICE, used in the reply events' source. */
   readonly service: string;
@@ -68,9 +72,6 @@ export function parseSettings(env: Readonly<Record<string, string | undefined>>)
     allowedSenders: allowedSenders(env.DROP_ALLOWED_SENDERS),
     service: env.K_SERVICE || 'drop',
   };
-  if (settings.allowedSenders && !settings.audience) {
-    problems.push('DROP_ALLOWED_SENDERS is set but DROP_AUDIENCE is not: senders are only checked when DROP_AUDIENCE turns authentication on');
-  }
   if (settings.allowedSenders?.length === 0) problems.push(`DROP_ALLOWED_SENDERS=${env.DROP_ALLOWED_SENDERS}: names no sender`);
   if (problems.length > 0) throw new SettingsError(problems);
   return settings;

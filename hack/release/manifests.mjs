@@ -1,15 +1,19 @@
 // config/ to release.yaml, as ko resolve does it: every top-level *.yaml in file-name order,
 // image placeholders replaced, the version label stamped, joined into one multi-document file.
+// Beyond ko: drop's allowed senders are filled in with its Triggers' OIDC accounts (senders.mjs).
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { imagePlaceholder } from './options.mjs';
+import { sendersPlaceholder, triggerSender } from './senders.mjs';
 
 export class ReleaseError extends Error {}
 
 const versionLabel = /^([ \t]*app\.kubernetes\.io\/version:[ \t]*)devel[ \t]*$/gm;
 // An image reference in a manifest: `image: ko://...` (comments that mention one are left alone).
 const koImage = /^([ \t]*(?:-[ \t]+)?image:[ \t]*)(["']?)(ko:\/\/[^\s"']*)\2[ \t]*$/gm;
+// An env value that is the senders placeholder: `value: knative://trigger-oidc-service-accounts`.
+const sendersValue = new RegExp(`^([ \\t]*value:[ \\t]*)(["']?)${sendersPlaceholder.replaceAll('.', '\\.')}\\2[ \\t]*$`, 'gm');
 
 /** The top-level *.yaml files of dir (not its subdirectories, e.g. config/demo/), sorted by name. */
 export function listConfigFiles(dir) {
@@ -30,9 +34,11 @@ export function listConfigFiles(dir) {
 /** Checks before any build that config/ can be released: it parses and names drop's image. */
 export function checkConfig(dir) {
   const files = listConfigFiles(dir);
-  const texts = files.map((name) => ({ name, text: readFileSync(join(dir, name), 'utf8') }));
+  const texts = files.map((name) => {
+    const text = readFileSync(join(dir, name), 'utf8');
+    return { name, text, documents: parseOrThrow(text, name).map((d) => d.toJS()) };
+  });
   for (const { name, text } of texts) {
-    parseOrThrow(text, name);
     for (const [, , , ref] of text.matchAll(koImage)) {
       if (ref !== imagePlaceholder) throw new ReleaseError(`${name}: unknown image placeholder ${ref} (only ${imagePlaceholder} is built)`);
     }
@@ -40,24 +46,53 @@ export function checkConfig(dir) {
   if (!texts.some(({ text }) => [...text.matchAll(koImage)].some((m) => m[3] === imagePlaceholder))) {
     throw new ReleaseError(`no file in ${dir} uses the image placeholder ${imagePlaceholder}`);
   }
+  releaseSenders(texts);
   return texts;
 }
 
 /**
  * Renders the release: `image` replaces the placeholder, `version` the `devel` version labels
- * (checkConfig has already refused any other `ko://` image: nothing would build it).
+ * (checkConfig has already refused any other `ko://` image: nothing would build it), and the
+ * senders placeholder the OIDC accounts of the Triggers (releaseSenders).
  */
 export function renderRelease(texts, { image, version }) {
   const header = `# falco-drop ${version}: generated from config/ by hack/release.mjs. Do not edit; edit config/ and regenerate.\n`;
+  const senders = releaseSenders(texts);
   const parts = texts.map(({ text }) => {
-    const rendered = text
-      .replace(koImage, (line, key) => `${key}${image}`)
-      .replace(versionLabel, `$1"${version}"`);
+    let rendered = text.replace(koImage, (line, key) => `${key}${image}`).replace(versionLabel, `$1"${version}"`);
+    // Quoted: the usernames hold colons.
+    if (senders) rendered = rendered.replace(sendersValue, (line, key) => `${key}${JSON.stringify(senders)}`);
     return rendered.trimEnd() + '\n';
   });
   const release = header + parts.join('---\n');
   const documents = parseOrThrow(release, 'the rendered release');
   return { release, documents: documents.length };
+}
+
+/**
+ * What the senders placeholder stands for: the OIDC accounts of every Trigger of the release
+ * whose subscriber is the Knative Service that uses the placeholder, in file order,
+ * comma-separated (DROP_ALLOWED_SENDERS). Undefined when no Service uses it.
+ */
+export function releaseSenders(texts) {
+  const documents = texts.flatMap(({ name, documents }) => documents.map((doc) => ({ name, doc })));
+  const carriers = documents.filter(({ doc }) => doc.kind === 'Service' && JSON.stringify(doc).includes(JSON.stringify(sendersPlaceholder)));
+  if (carriers.length === 0) return undefined;
+  if (carriers.length > 1) throw new ReleaseError(`${carriers.map((c) => c.name).join(', ')}: only one Service may use ${sendersPlaceholder}`);
+  const [{ name: file, doc: service }] = carriers;
+  const { name, namespace } = service.metadata;
+  // Knative names the account in the Trigger's namespace; the subscriber defaults to it too.
+  const senders = documents
+    .map(({ doc }) => doc)
+    .filter((doc) => doc.kind === 'Trigger' && isService(doc.spec?.subscriber?.ref, name))
+    .filter((doc) => (doc.spec.subscriber.ref.namespace ?? doc.metadata.namespace) === namespace)
+    .map((doc) => triggerSender(doc.metadata.namespace, doc.metadata.name));
+  if (senders.length === 0) throw new ReleaseError(`${file}: ${sendersPlaceholder} stands for the Triggers that send to Service ${namespace}/${name}, and the release has none`);
+  return senders.join(',');
+}
+
+function isService(ref, name) {
+  return ref !== undefined && ref.kind === 'Service' && ref.name === name;
 }
 
 function parseOrThrow(text, name) {

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sendersPlaceholder } from './senders.mjs';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -30,6 +31,9 @@ options
   --version <v>    version label and image tag (env RELEASE_VERSION; default package.json's version)
   --tag <t>        image tag for --local (default local-<UTC timestamp>)
   --context <d>    docker build context (default the repository root)
+
+drop's DROP_ALLOWED_SENDERS (placeholder ${sendersPlaceholder}) becomes the OIDC service accounts
+Knative makes for the release's Triggers to drop, named by Knative's rule (hashed past 29 characters)
 
 environment
   KO_DOCKER_REPO     registry to push to, e.g. ghcr.io/you: the image is $KO_DOCKER_REPO/${imageName}

@@ -4,6 +4,8 @@ import * as rbac from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as core from 'kubernetes-models/v1';
 import t, { type Test } from 'tap';
 import { parsePolicy } from '../../src/policy.ts';
+import { matchesName } from '../../src/match.ts';
+import { parseSettings } from '../../src/settings.ts';
 import { config, demo, find, readManifests, release, type Json, type Manifest } from './documents.ts';
 
 const namespace = 'falco-drop';
@@ -172,6 +174,25 @@ t.test('every Trigger to drop asks the Broker for a token for one audience, read
   t.match(text, /# - name: DROP_AUDIENCE\n\s+# {3}value: falco-drop\n/, 'the service shows the same audience, commented out until OIDC is on');
 });
 
+t.test('release.yaml allows exactly the OIDC accounts of the Triggers to drop, and drop starts with it', async (t) => {
+  const envOf = (manifests: readonly Manifest[]) => Object.fromEntries(find(manifests, 'Service', 'drop').spec.template.spec.containers[0].env.map((e: Json) => [e.name, e.value]));
+  t.equal(envOf(config).DROP_ALLOWED_SENDERS, 'knative://trigger-oidc-service-accounts', 'config/ holds the placeholder the release fills');
+  const released = envOf(release);
+  // Both Trigger names are short (<= 29 characters): Knative's plain <trigger>-oidc-eventing.knative.dev-trigger.
+  const accounts = dropTriggers.filter((m) => config.includes(m)).map(({ doc }) => {
+    t.ok(doc.metadata.name.length <= 29, `${doc.metadata.name}: short enough for the plain name`);
+    return `system:serviceaccount:${doc.metadata.namespace}:${doc.metadata.name}-oidc-eventing.knative.dev-trigger`;
+  });
+  t.same(released.DROP_ALLOWED_SENDERS.split(','), accounts);
+  t.same(accounts.length, 2);
+  // Authentication is off in the release; the list must not stop drop from starting.
+  t.equal(released.DROP_AUDIENCE, undefined);
+  const settings = parseSettings(released);
+  t.same(settings.allowedSenders, accounts);
+  for (const account of accounts) t.ok(matchesName(settings.allowedSenders ?? [], account), account);
+  t.notOk(matchesName(settings.allowedSenders ?? [], 'system:serviceaccount:team-a:drop-critical-oidc-eventing.knative.dev-trigger'), 'a Trigger of the same name elsewhere is no sender');
+});
+
 t.test('every Trigger to drop filters on the Falcosidekick type, and never on source', async (t) => {
   for (const { where, doc } of dropTriggers) {
     const typed = doc.spec.filters ? doc.spec.filters.some((f: Json) => f.exact?.type === falcoType) : doc.spec.filter?.attributes?.type === falcoType;
@@ -187,7 +208,7 @@ t.test('Falcosidekick alerts reach drop by rule and by priority; drop replies ne
   t.same(routed(alert('Terminal shell in container', 'Notice')), ['drop-terminal-shell']);
   t.same(routed(alert('Terminal shell in container', 'Notice', 'falco.org')), ['drop-terminal-shell'], 'old Falcosidekick source too');
   t.same(routed(alert('Drop and execute new binary in container', 'Critical')), ['drop-critical']);
-  t.same(routed(alert('Terminal shell in container', 'Emergency')), ['drop-critical', 'drop-terminal-shell']);
+  t.same(routed(alert('Terminal shell in container', 'Emergency')), ['drop-terminal-shell'], 'once, not by both Triggers');
   t.same(routed(alert('Write below etc', 'Error')), []);
   for (const priority of ['Notice', 'Critical', 'Alert', 'Emergency']) {
     t.same(routed({ ...alert('Terminal shell in container', priority), type: replyType, source: '/falco-drop/falco-drop/drop' }), [], `a ${priority} reply`);
@@ -198,12 +219,64 @@ t.test('Falcosidekick alerts reach drop by rule and by priority; drop replies ne
   t.ok(filterMatches({ all: [{ prefix: { type: 'falco.' } }, { suffix: { type: '.v1' } }, { not: { exact: { rule: 'x' } } }] }, { type: falcoType, rule: 'y' }));
 });
 
+t.test('no event reaches drop through two Triggers, and each Trigger still routes what it is for', async (t) => {
+  const rules = ['Terminal shell in container', 'terminal shell in container', 'Terminal shell in container ', 'Drop and execute new binary in container', 'Write below etc', undefined];
+  const priorities = ['Emergency', 'Alert', 'Critical', 'Error', 'Warning', 'Notice', 'Informational', 'Debug', 'critical', undefined];
+  const types = [falcoType, replyType, 'dev.knative.kafka.event', undefined];
+  const events: Record<string, string>[] = [];
+  for (const type of types) {
+    for (const rule of rules) {
+      for (const priority of priorities) {
+        events.push(Object.fromEntries(Object.entries({ type, source: 'https://falco.org', rule, priority }).filter(([, v]) => v !== undefined)) as Record<string, string>);
+      }
+    }
+  }
+  const byName = (name: string) => (dropTriggers.find((m) => m.doc.metadata.name === name) as Manifest).doc;
+  const shell = byName('drop-terminal-shell');
+  const critical = byName('drop-critical');
+  t.equal(events.length, 240);
+  const names = (event: Record<string, string>) => dropTriggers.filter((m) => triggerMatches(m.doc, event)).map((m) => m.doc.metadata.name);
+  t.same(events.filter((e) => names(e).length > 1).map((e) => [e, names(e)]), [], 'no event matches two Triggers to drop');
+  const shellAlert = (e: Record<string, string>) => e.type === falcoType && e.rule === 'Terminal shell in container';
+  const severe = (e: Record<string, string>) => e.type === falcoType && ['Critical', 'Alert', 'Emergency'].includes(e.priority as string);
+  t.same(events.filter((e) => triggerMatches(shell, e) !== shellAlert(e)), [], 'drop-terminal-shell: every terminal shell alert, at any priority, and nothing else');
+  t.same(events.filter((e) => triggerMatches(critical, e) !== (severe(e) && !shellAlert(e))), [], 'drop-critical: every other alert at Critical or above, and nothing else');
+  t.equal(events.filter((e) => names(e).length === 1).length, 10 + 5 * 3, 'reach drop: the terminal shell at all 10 priorities, the 5 other rule values (one absent) at 3');
+  t.ok(triggerMatches(critical, { type: falcoType, priority: 'Critical' }), 'an alert without a rule extension still goes by priority');
+});
+
 t.test('delivery is chosen on purpose, and every Trigger to drop repeats the Broker\'s', async (t) => {
   const delivery = broker.spec.delivery;
   t.match(delivery, { retry: Number, backoffPolicy: /^(exponential|linear)$/, backoffDelay: isoDuration, timeout: isoDuration });
   t.match(delivery.deadLetterSink.ref, { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: String });
   t.equal(find(config, 'Service', delivery.deadLetterSink.ref.name).metadata.namespace, namespace, 'the dead-letter sink is in the release');
   for (const { where, doc } of dropTriggers) t.same(doc.spec.delivery, delivery, `${where}: a Trigger's delivery replaces the Broker's`);
+});
+
+/** Seconds of an ISO 8601 duration of the form Knative's delivery uses here (PT<seconds>S). */
+function seconds(duration: string): number {
+  const match = /^PT(\d+(?:\.\d+)?)S$/.exec(duration);
+  if (!match) throw new Error(`unsupported duration ${duration}`);
+  return Number(match[1]);
+}
+
+t.test('the README\'s Retry-After opt-in patches every Trigger to drop and keeps the retries inside the alert-age limit', async (t) => {
+  const readme = readFileSync('README.md', 'utf8');
+  t.match(readme, `kubectl -n knative-eventing patch configmap config-features --type merge -p '{"data":{"delivery-retryafter":"enabled"}}'`);
+  const [, names = '', patch = '{}'] = /\nfor trigger in ([\w -]+); do\n {2}kubectl -n falco-drop patch trigger "\$trigger" --type merge -p '([^']+)'\ndone\n/.exec(readme) ?? [];
+  t.same(names.trim().split(/\s+/).sort(), dropTriggers.filter((m) => config.includes(m)).map((m) => m.doc.metadata.name).sort(), 'every Trigger to drop: each replaces the Broker\'s delivery');
+  const { retryAfterMax } = JSON.parse(patch).spec.delivery;
+  t.match(retryAfterMax, isoDuration);
+  // Knative (pkg/kncloudevents/retries.go): wait n (from 0) is the longer of Retry-After, capped
+  // at retryAfterMax, and the backoff, backoffDelay * 2^n for the exponential policy.
+  const { retry, backoffPolicy, backoffDelay } = broker.spec.delivery;
+  t.equal(backoffPolicy, 'exponential');
+  let worst = 0;
+  for (let n = 0; n < retry; n++) worst += Math.max(seconds(retryAfterMax), seconds(backoffDelay) * 2 ** n);
+  const policy = parsePolicy(find(config, 'ConfigMap', 'drop-policy').data['policy.yaml'], 'config/300-policy-configmap.yaml');
+  t.ok(worst < policy.guards.maxAlertAgeSeconds, `${worst} s of waits < ${policy.guards.maxAlertAgeSeconds} s: a retried alert is still acted on`);
+  t.match(readme, `about ${Math.round(worst)} s, still inside drop's ${policy.guards.maxAlertAgeSeconds} s alert-age limit`, 'the README\'s figures');
+  t.throws(() => seconds('PT1M'), /unsupported duration/);
 });
 
 t.test('Falcosidekick is pinned at 2.30 or later and posts CloudEvents to the Broker ingress', async (t) => {

@@ -79,6 +79,37 @@ t.test('writes every top-level config file in file-name order, stamps the versio
   t.match(run.calls[0], ['docker', 'buildx', 'build', '--platform', 'linux/amd64,linux/arm64', '--tag', 'r.example/falco-drop:1.2.3', '--label', 'org.opencontainers.image.version=1.2.3']);
 });
 
+/** A Knative Service in falco-drop running drop's image, with the given env values. */
+const knativeService = (name: string, env: Record<string, string>) =>
+  `apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: ${name}\n  namespace: falco-drop\nspec:\n  template:\n    spec:\n      containers:\n        - image: ko://falco-drop\n          env:\n` +
+  Object.entries(env).map(([k, v]) => `            - name: ${k}\n              value: ${v}\n`).join('');
+/** A Trigger; `subscriber` is the YAML of its spec.subscriber. */
+const trigger = (name: string, namespace: string, subscriber: string) =>
+  `apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\nspec:\n  broker: default\n  subscriber:\n${subscriber}`;
+const refTo = (name: string, namespace?: string) => `    ref:\n      apiVersion: serving.knative.dev/v1\n      kind: Service\n      name: ${name}\n${namespace ? `      namespace: ${namespace}\n` : ''}`;
+
+t.test('fills DROP_ALLOWED_SENDERS with the OIDC accounts of exactly the Triggers to drop, hashed for long names', async (t) => {
+  const config = tempDir('senders');
+  writeFileSync(join(config, '400-drop.yaml'), knativeService('drop', { DROP_ALLOWED_SENDERS: '"knative://trigger-oidc-service-accounts"', DROP_DRY_RUN: 'knative://trigger-oidc-service-accounts-not' }));
+  writeFileSync(join(config, '501-short.yaml'), trigger('drop-critical', 'falco-drop', refTo('drop')));
+  writeFileSync(join(config, '502-long.yaml'), trigger('drop-terminal-shell-in-container-at-critical', 'falco-drop', refTo('drop')));
+  // A Trigger elsewhere that names drop's namespace is a sender (its account is in its own namespace).
+  writeFileSync(join(config, '503-elsewhere.yaml'), trigger('elsewhere', 'team-a', refTo('drop', 'falco-drop')) + '---\n' + trigger('stranger', 'team-b', refTo('drop')));
+  writeFileSync(join(config, '504-not-drop.yaml'), trigger('to-sockeye', 'falco-drop', refTo('sockeye')) + '---\n' + trigger('to-uri', 'falco-drop', '    uri: http://example.com/\n') + '---\n' + trigger('to-broker', 'falco-drop', '    ref:\n      apiVersion: eventing.knative.dev/v1\n      kind: Broker\n      name: drop\n'));
+  const out = join(tempDir('out'), 'release.yaml');
+  const run = await runRelease(['--yaml-only', '--config-dir', config, '--out', out]);
+  t.equal(run.code, 0, run.stderr);
+  const drop = parseAllDocuments(readFileSync(out, 'utf8')).map((d) => d.toJS()).find((d) => d.kind === 'Service');
+  const env = Object.fromEntries(drop.spec.template.spec.containers[0].env.map((e: { name: string; value: string }) => [e.name, e.value]));
+  t.same(env.DROP_ALLOWED_SENDERS.split(','), [
+    'system:serviceaccount:falco-drop:drop-critical-oidc-eventing.knative.dev-trigger',
+    // echo -n 'drop-terminal-shell-in-container-at-critical-oidc-eventing.knative.dev-Trigger' | md5sum
+    'system:serviceaccount:falco-drop:drop-terminal-shell-in-containe9794c57478a5626377f18531ec298e75',
+    'system:serviceaccount:team-a:elsewhere-oidc-eventing.knative.dev-trigger',
+  ]);
+  t.equal(env.DROP_DRY_RUN, 'knative://trigger-oidc-service-accounts-not', 'only the placeholder itself is replaced');
+});
+
 t.test('takes the version from RELEASE_VERSION when no flag gives it', async (t) => {
   const { out } = existingRelease();
   // A directory that happens to be called docker, earlier on PATH, is not docker.
@@ -238,6 +269,8 @@ const failures: {
   { name: 'no config file names the placeholder', env: { KO_DOCKER_REPO: 'r.example' }, config: 'none', message: /^release: no file in \S+ uses the image placeholder ko:\/\/falco-drop/, ran: 0 },
   { name: 'the config directory has no YAML', env: { KO_DOCKER_REPO: 'r.example' }, config: 'empty', message: /^release: no \*\.yaml files in /, ran: 0 },
   { name: 'a config file is not YAML', env: { KO_DOCKER_REPO: 'r.example' }, config: 'broken', message: /^release: 100-a\.yaml is not valid YAML/, ran: 0 },
+  { name: 'the senders placeholder has no Trigger to stand for', env: { KO_DOCKER_REPO: 'r.example' }, config: 'lonely-senders', message: /^release: 400-drop\.yaml: knative:\/\/trigger-oidc-service-accounts stands for the Triggers that send to Service falco-drop\/drop, and the release has none/, ran: 0 },
+  { name: 'two Services use the senders placeholder', env: { KO_DOCKER_REPO: 'r.example' }, config: 'two-senders', message: /^release: 400-drop\.yaml, 401-other\.yaml: only one Service may use knative:\/\/trigger-oidc-service-accounts/, ran: 0 },
   { name: 'the config directory does not exist', args: ['--config-dir', '/nonexistent/config'], message: /^release: cannot read the config directory \/nonexistent\/config: ENOENT/, ran: 0 },
   { name: 'an unknown flag', args: ['--push-it'], message: /^release: unknown argument --push-it/, code: 2, ran: 0 },
   { name: 'a flag without its value', args: ['--out='], message: /^release: --out needs a value/, code: 2, ran: 0 },
@@ -250,6 +283,12 @@ const failures: {
 function badConfig(kind: string): string {
   const dir = tempDir('bad');
   if (kind === 'empty') return dir;
+  if (kind.endsWith('-senders')) {
+    const senders = { DROP_ALLOWED_SENDERS: 'knative://trigger-oidc-service-accounts' };
+    writeFileSync(join(dir, '400-drop.yaml'), knativeService('drop', senders));
+    if (kind === 'two-senders') writeFileSync(join(dir, '401-other.yaml'), knativeService('other', senders) + '---\n' + trigger('t', 'falco-drop', refTo('drop')));
+    return dir;
+  }
   const image = kind === 'none' ? 'docker.io/library/nginx:1.27' : 'ko://falco-drop';
   writeFileSync(join(dir, '100-a.yaml'), kind === 'broken' ? 'kind: [unclosed\n' : `apiVersion: v1\nkind: Service\nspec:\n  containers:\n    - image: ${image}\n`);
   if (kind === 'stray') writeFileSync(join(dir, '200-x.yaml'), 'spec:\n  containers:\n    - image: "ko://other"\n');

@@ -145,10 +145,11 @@ t.test('lists every bad value together in one SettingsError', async (t) => {
   );
 });
 
-t.test('allowed senders mean nothing without an audience, and must name someone', async (t) => {
-  t.same(settingsError({ DROP_ALLOWED_SENDERS: 'system:serviceaccount:ops:*' }).problems, [
-    'DROP_ALLOWED_SENDERS is set but DROP_AUDIENCE is not: senders are only checked when DROP_AUDIENCE turns authentication on',
-  ]);
+t.test('allowed senders may be set before authentication is on, and must name someone', async (t) => {
+  // release.yaml sets the Triggers' accounts while DROP_AUDIENCE stays off until OIDC is on.
+  const senders = 'system:serviceaccount:falco-drop:drop-critical-oidc-eventing.knative.dev-trigger';
+  t.match(parseSettings({ DROP_ALLOWED_SENDERS: senders }), { audience: undefined, allowedSenders: [senders] });
   t.same(settingsError({ DROP_AUDIENCE: 'falco-drop', DROP_ALLOWED_SENDERS: ' , ' }).problems, ['DROP_ALLOWED_SENDERS= , : names no sender']);
+  t.same(settingsError({ DROP_ALLOWED_SENDERS: ',' }).problems, ['DROP_ALLOWED_SENDERS=,: names no sender'], 'an empty list is an error with authentication off too');
   t.same(parseSettings({ DROP_AUDIENCE: 'falco-drop' }).allowedSenders, undefined, 'unset: the default (Triggers in drop\'s namespace) applies');
 });
