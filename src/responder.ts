@@ -186,7 +186,9 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, even
 
   // The cooldowns start now, before the first await: alerts about this pod that arrive while
   // these actions run are skipped instead of acting on it again. A rule whose actions end in
-  // a retryable failure gets its cooldown back, so the Broker's retry can act.
+  // a retryable failure gets its cooldown back, so the Broker's retry can act; and the budget
+  // gets back the slots of the destructive actions that did not happen, so that redeliveries
+  // of one alert the API keeps failing do not spend it for every other alert.
   for (const rule of due) options.cooldowns.start(rule.name, podKey, rule.cooldownSeconds);
   const outcomes: ActionOutcome[] = [];
   const eventErrors: string[] = [];
@@ -195,6 +197,8 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, even
     for (; current < due.length; current++) await runRule(options, due[current]!, { target, pod, alert }, outcomes, eventErrors);
   } catch (error) {
     for (const rule of due.slice(current)) options.cooldowns.cancel(rule.name, podKey);
+    const done = outcomes.filter((o) => o.status === 'done' && actionModules.get(o.action)!.destructive).length;
+    granted.giveBack(destructive - done);
     throw error;
   }
   const result = resultOf(outcomes);
