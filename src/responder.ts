@@ -112,11 +112,12 @@ function resultOf(outcomes: readonly ActionOutcome[]): ActResponse['result'] {
 export const creationSkewSeconds = 5;
 
 /** Why this pod was created too late to have raised an alert at `alertMs`, or undefined. */
-export function createdAfter(target: PodTarget, pod: V1Pod, alertMs: number): string | undefined {
+function createdAfter(target: PodTarget, pod: V1Pod, alertMs: number): string | undefined {
   const created = pod.metadata?.creationTimestamp;
   // The client turns the timestamp into a Date; a pod without one cannot be judged by it.
   if (created === undefined) return undefined;
   const createdMs = new Date(created).getTime();
+  // Written so that a timestamp that does not parse (NaN) is not judged either.
   if (!(createdMs > alertMs + creationSkewSeconds * 1000)) return undefined;
   return `pod ${target.namespace}/${target.name} was created at ${new Date(createdMs).toISOString()}, after the alert (${new Date(alertMs).toISOString()}): it cannot have raised it`;
 }

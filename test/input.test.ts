@@ -118,7 +118,9 @@ t.test('a pod created after the alert cannot have raised it: skipped, allowing 5
     Object.assign(pod.metadata, { creationTimestamp });
     return pod;
   };
-  const pods = [created('db-0', '2025-06-12T09:25:00Z'), created('db-1', '2025-06-12T09:21:13Z'), created('db-2', '2025-06-12T09:21:12Z'), created('db-3', '2025-06-12T08:00:00Z')];
+  const unstamped = created('db-4', '');
+  delete (unstamped.metadata as { creationTimestamp?: string }).creationTimestamp;
+  const pods = [created('db-0', '2025-06-12T09:25:00Z'), created('db-1', '2025-06-12T09:21:13Z'), created('db-2', '2025-06-12T09:21:12Z'), created('db-3', '2025-06-12T08:00:00Z'), unstamped];
   const { fake, drop } = await setup(t, { policyYaml: killAll, now: new Date('2025-06-12T09:30:00Z') }, pods);
   const exec = (pod: string) =>
     send(
@@ -135,13 +137,14 @@ t.test('a pod created after the alert cannot have raised it: skipped, allowing 5
   t.equal((await exec('db-1')).statusCode, 202, 'created 5.9 s after the alert: more than the skew allowed');
   t.equal((await exec('db-2')).statusCode, 200, 'created 4.9 s after the alert: within the skew, acted on');
   t.equal((await exec('db-3')).statusCode, 200, 'created before the alert: acted on');
+  t.equal((await exec('db-4')).statusCode, 200, 'a pod the API shows no creation time for is judged by the other checks');
   t.match(skipReasons(drop), [
     'pod default/db-0 was created at 2025-06-12T09:25:00.000Z, after the alert (2025-06-12T09:21:07.118Z): it cannot have raised it',
     'pod default/db-1 was created at 2025-06-12T09:21:13.000Z, after the alert (2025-06-12T09:21:07.118Z): it cannot have raised it',
   ]);
   t.same(
     deletes(fake).map((r) => r.path),
-    ['/api/v1/namespaces/default/pods/db-2', '/api/v1/namespaces/default/pods/db-3'],
+    ['/api/v1/namespaces/default/pods/db-2', '/api/v1/namespaces/default/pods/db-3', '/api/v1/namespaces/default/pods/db-4'],
   );
   t.ok(fake.pods.has('default/db-0'));
 });
