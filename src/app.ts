@@ -100,7 +100,7 @@ export function buildApp(options: AppOptions) {
   async function answerAlert(event: IncomingEvent, sender: string | undefined): Promise<Answer> {
     const started = performance.now();
     const context = event.context;
-    const parsed = event.data === undefined ? undefined : parseFalcoAlert(event.data);
+    const parsed = parseFalcoAlert(event.data, context?.type);
     const base = { ce: context ? { id: context.id, source: context.source, type: context.type } : undefined, mode: event.mode, sender };
     if (typeof parsed === 'string') throw new DropError('DROP_INVALID_ALERT', `the Falco payload is invalid: ${parsed}`);
     if (parsed === undefined) {
@@ -123,8 +123,8 @@ export function buildApp(options: AppOptions) {
       return { status: 200, headers: reply.headers, body: reply.body, response };
     });
     const response = result.response as Response;
-    // The age the guard judged: the alert's own time, else its CloudEvent's.
-    const time = alertTimeMs(alert, context?.time);
+    // The age the guard judged: the alert's own time, else its CloudEvent's (respond refuses an alert with neither).
+    const time = alertTimeMs(alert, context?.time)!;
     if (response.decision === 'act' && response.eventErrors.length > 0 && !replayed) {
       app.log.warn({ ...base, eventErrors: response.eventErrors }, 'could not record Kubernetes Events for what was done');
     }
@@ -134,7 +134,7 @@ export function buildApp(options: AppOptions) {
         rule: alert.rule,
         priority: alert.priority,
         source: alert.source,
-        alertAgeMs: time === undefined ? undefined : options.responder.clock.now().getTime() - time,
+        alertAgeMs: options.responder.clock.now().getTime() - time,
         evtTime: alert.outputFields['evt.time'],
         target: response.target ? `${response.target.namespace}/${response.target.name}` : undefined,
         rules: response.rules,

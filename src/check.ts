@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { ActionOutcome } from './actions/action.ts';
-import { alertTimeMs, parseFalcoAlert, type FalcoAlert } from './falco.ts';
+import { alertTimeMs, noAlertTime, parseFalcoAlert, type FalcoAlert } from './falco.ts';
 import { Cooldowns, DestructiveBudget } from './guards.ts';
 import { parseDelivery } from './incoming.ts';
 import { parseJson, type Json } from './json.ts';
@@ -56,9 +56,9 @@ export interface ActionReport extends ActionOutcome {
 /** What the service would decide about one alert file. */
 export interface AlertReport {
   readonly file: string;
-  readonly alert: { readonly rule: string; readonly priority: string; readonly source: string; readonly time: string | undefined };
-  /** The time the check's clock was set to (the alert's own), or undefined when the alert has none. */
-  readonly clock: string | undefined;
+  readonly alert: { readonly rule: string; readonly priority: string; readonly source: string; readonly time: string };
+  /** The time the check's clock was set to: the alert's own (else its CloudEvent's). */
+  readonly clock: string;
   readonly target: PodTarget | undefined;
   /** Why there is no target pod. */
   readonly noTarget: string | undefined;
@@ -78,7 +78,7 @@ function isRecord(value: Json | undefined): value is { [key: string]: Json } {
 }
 
 /** Reads an alert file: a Falco payload, or a structured CloudEvent carrying one. A string says what is wrong. */
-async function readAlert(file: string): Promise<{ alert: FalcoAlert; eventTime: string | undefined } | string> {
+async function readAlert(file: string): Promise<{ alert: FalcoAlert; eventTime: string | undefined; at: number } | string> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -104,7 +104,10 @@ async function readAlert(file: string): Promise<{ alert: FalcoAlert; eventTime: 
   const alert = data === undefined ? undefined : parseFalcoAlert(data);
   if (alert === undefined) return 'not a Falco alert: it needs a string "rule" and "priority" and an "output_fields" object';
   if (typeof alert === 'string') return `not a valid Falco alert: ${alert}`;
-  return { alert, eventTime };
+  // The service refuses (400) an alert with no time, so the check does too.
+  const at = alertTimeMs(alert, eventTime);
+  if (at === undefined) return `not a valid Falco alert: ${noAlertTime}`;
+  return { alert, eventTime, at };
 }
 
 function ruleReports(policy: Policy, alert: FalcoAlert, namespace: string | undefined): RuleReport[] {
@@ -129,10 +132,9 @@ function actionReports(policy: Policy, response: Response): ActionReport[] {
   return response.outcomes.map((outcome, i) => ({ rule: steps[i]!, ...outcome }));
 }
 
-async function checkAlert(file: string, alert: FalcoAlert, eventTime: string | undefined, options: Options): Promise<AlertReport> {
+async function checkAlert(file: string, alert: FalcoAlert, eventTime: string | undefined, at: number, options: Options): Promise<AlertReport> {
   // The clock stands at the alert's own time, so the age guard does not skip a sample written long ago.
-  const at = alertTimeMs(alert, eventTime);
-  const now = at === undefined ? new Date() : new Date(at);
+  const now = new Date(at);
   const clock = { now: () => now };
   const defaults = parseSettings({});
   const response = await respond(
@@ -153,8 +155,8 @@ async function checkAlert(file: string, alert: FalcoAlert, eventTime: string | u
   const selection = selectTarget(alert);
   return {
     file,
-    alert: { rule: alert.rule, priority: alert.priority, source: alert.source, time: alert.time ?? eventTime },
-    clock: at === undefined ? undefined : now.toISOString(),
+    alert: { rule: alert.rule, priority: alert.priority, source: alert.source, time: (alert.time ?? eventTime)! },
+    clock: now.toISOString(),
     target: selection.target,
     noTarget: selection.target ? undefined : selection.reason,
     rules: ruleReports(options.policy, alert, selection.target?.namespace),
@@ -171,7 +173,7 @@ function describePod(target: PodTarget): string {
 
 function formatReport(report: AlertReport): string {
   const { alert } = report;
-  const lines = [`alert ${report.file}`, `  Falco rule "${alert.rule}" (${alert.priority}, ${alert.source})${alert.time ? ` at ${alert.time}` : ', no time'}`];
+  const lines = [`alert ${report.file}`, `  Falco rule "${alert.rule}" (${alert.priority}, ${alert.source}) at ${alert.time}`];
   lines.push(`  target: ${report.target ? describePod(report.target) : `none: ${report.noTarget}`}`);
   lines.push('  response rules:');
   const width = Math.max(...report.rules.map((r) => r.name.length));
@@ -256,7 +258,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       if (!values.json) io.stderr.write(`falco-drop: alert ${file}: ${read}\n`);
       continue;
     }
-    const report = await checkAlert(file, read.alert, read.eventTime, options);
+    const report = await checkAlert(file, read.alert, read.eventTime, read.at, options);
     reports.push(report);
     if (!values.json) io.stdout.write(`\n${formatReport(report)}`);
   }

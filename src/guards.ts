@@ -41,6 +41,13 @@ export class Cooldowns {
   }
 }
 
+/** Slots taken from the budget by one response; those of actions that did not happen can be given back. */
+export interface BudgetGrant {
+  readonly ok: true;
+  /** Gives back `count` of this grant's slots (at most as many as were taken). */
+  giveBack(count: number): void;
+}
+
 /**
  * A service-wide budget of destructive actions per minute (a sliding window). Past it, alerts
  * are answered 429 with Retry-After: the Broker retries, then dead-letters; nothing is dropped,
@@ -54,16 +61,38 @@ export class DestructiveBudget {
   ) {}
 
   /** Takes `count` slots, or says in how many seconds that many will be free. */
-  take(count: number): { ok: true } | { ok: false; retryAfterSeconds: number } {
+  take(count: number): BudgetGrant | { ok: false; retryAfterSeconds: number } {
     const now = this.clock.now().getTime();
-    while (this.taken.length > 0 && (this.taken[0] as number) <= now - 60_000) this.taken.shift();
+    this.expire(now);
     if (this.taken.length + count <= this.perMinute) {
       for (let i = 0; i < count; i++) this.taken.push(now);
-      return { ok: true };
+      let left = count;
+      return {
+        ok: true,
+        giveBack: (n: number) => {
+          const back = Math.min(n, left);
+          left -= back;
+          this.release(now, back);
+        },
+      };
     }
     // The slot that must expire for `count` to fit; a chain longer than the budget never fits.
     const needed = this.taken.length + count - this.perMinute;
     const expiring = this.taken[Math.min(needed, this.taken.length) - 1] ?? now;
     return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((expiring + 60_000 - now) / 1000)) };
+  }
+
+  private expire(now: number): void {
+    while (this.taken.length > 0 && (this.taken[0] as number) <= now - 60_000) this.taken.shift();
+  }
+
+  /** Frees `count` slots taken at `at`; slots already expired have nothing left to free. */
+  private release(at: number, count: number): void {
+    for (let i = this.taken.length - 1, n = count; i >= 0 && n > 0; i--) {
+      if (this.taken[i] === at) {
+        this.taken.splice(i, 1);
+        n--;
+      }
+    }
   }
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { CloudEvent, ValidationError } from 'cloudevents';
 import { DropError } from './errors.ts';
 import { parseJson, type Json } from './json.ts';
+import { parseTimestamp, timestampFormat } from './timestamp.ts';
 
 /** The CloudEvent context of an incoming event (data kept apart, parsed losslessly). */
 export interface EventContext {
@@ -61,18 +62,27 @@ function parseJsonText(text: string, what: string): Json {
   }
 }
 
+// A run of %XX escapes; a `%` not followed by two hex digits is no escape at all.
+const escapes = /(?:%[0-9A-Fa-f]{2})+/g;
+// fatal: invalid UTF-8 throws instead of becoming U+FFFD; ignoreBOM: a leading U+FEFF is kept.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 /**
- * The CloudEvents HTTP binding percent-encodes header values and the SDK does not decode them;
- * but Falcosidekick does not encode at all, so a rule named "CPU > 90%" arrives with a bare
- * `%`. A value that is not valid percent-encoding is kept as sent: rejecting it (a final 400)
- * would lose the alert, and the rule and priority are read from the body anyway.
+ * The CloudEvents HTTP binding percent-encodes header values and the SDK does not decode them.
+ * Each %XX escape is decoded (upper or lower case); escaped bytes that are not valid UTF-8
+ * (`%FF`, `%C3%28`, the overlong `%C0%A0`) make the event invalid, as the binding requires.
+ * Falcosidekick does not encode at all, so a rule named "CPU > 90%" arrives with a bare `%`:
+ * a `%` that does not start an escape is kept as sent (rejecting it, a final 400, would lose
+ * the alert, and the rule and priority are read from the body anyway).
  */
-function decodeHeaderValue(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
+function decodeHeaderValue(name: string, value: string): string {
+  return value.replace(escapes, (run) => {
+    try {
+      return utf8.decode(Buffer.from(run.replaceAll('%', ''), 'hex'));
+    } catch {
+      throw invalid(`binary-mode event: header ${name} percent-decodes "${run}" to bytes that are not UTF-8`);
+    }
+  });
 }
 
 /**
@@ -88,8 +98,8 @@ function validateContext(attributes: Record<string, unknown>, where: string): Ev
   if (attributes.specversion !== '1.0') {
     throw invalid(`${where}: specversion "${String(attributes.specversion)}" is not supported (only 1.0)`);
   }
-  if (attributes.time !== undefined && (typeof attributes.time !== 'string' || Number.isNaN(Date.parse(attributes.time)))) {
-    throw invalid(`${where}: time "${String(attributes.time)}" is not an RFC 3339 timestamp`);
+  if (attributes.time !== undefined && (typeof attributes.time !== 'string' || parseTimestamp(attributes.time) === undefined)) {
+    throw invalid(`${where}: time "${String(attributes.time)}" is not ${timestampFormat}`);
   }
   const { data: _data, data_base64: _base64, ...withoutData } = attributes;
   try {
@@ -121,19 +131,21 @@ function contextKey(context: EventContext): string {
   return `ce\u0000${context.source}\u0000${context.id}`;
 }
 
-/** Decodes a body whose media type says JSON (or says nothing): JSON, or text when not JSON. */
+/**
+ * Decodes event data. Declared as JSON, it must parse (a 400 otherwise). With no type
+ * (KafkaSource) or any other (`text/plain`, `application/octet-stream`, curl's default
+ * `application/x-www-form-urlencoded`), it is read by its shape: JSON when it parses, else the
+ * text as sent. A Falco alert sent with the wrong label is still a Falco alert; taking it as
+ * text would answer 202 "not an alert" and lose it.
+ */
 function decodeData(body: string, type: string | undefined, declared: boolean): Json | undefined {
   if (body.length === 0) return undefined;
-  if (isJsonMediaType(type)) {
-    // With no Content-Type (KafkaSource), try JSON and fall back to text; a declared JSON type must parse.
-    if (declared) return parseJsonText(body, 'the event data');
-    try {
-      return parseJson(body);
-    } catch {
-      return body;
-    }
+  if (declared && isJsonMediaType(type)) return parseJsonText(body, 'the event data');
+  try {
+    return parseJson(body);
+  } catch {
+    return body;
   }
-  return body;
 }
 
 function parseBinary(headers: Headers, body: string): IncomingEvent {
@@ -141,7 +153,7 @@ function parseBinary(headers: Headers, body: string): IncomingEvent {
   for (const [name, raw] of Object.entries(headers)) {
     if (!name.startsWith('ce-') || raw === undefined) continue;
     const attribute = name.slice(3);
-    attributes[attribute] = decodeHeaderValue(Array.isArray(raw) ? raw.join(',') : raw);
+    attributes[attribute] = decodeHeaderValue(name, Array.isArray(raw) ? raw.join(',') : raw);
   }
   // An empty Content-Type header says as little as none at all.
   const contentType = header(headers, 'content-type')?.trim() || undefined;
@@ -155,11 +167,23 @@ function isRecord(value: Json): value is { [key: string]: Json } {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function fromStructured(value: Json, mode: 'structured' | 'batch', where: string): IncomingEvent {
-  if (!isRecord(value)) throw invalid(`${where}: a structured CloudEvent must be a JSON object`);
+/**
+ * The JSON format (§2.2) says a `null` attribute is unset: optional attributes and extensions
+ * that are null are dropped (and `data_base64` with them). The required ones stay, so a null id
+ * is reported missing; `data` stays, as `null` is a payload of its own.
+ */
+function withoutNullAttributes(value: { [key: string]: Json }): { [key: string]: Json } {
+  const kept = (name: string, v: Json) => v !== null || name === 'data' || (coreAttributes as readonly string[]).includes(name);
+  return Object.fromEntries(Object.entries(value).filter(([name, v]) => kept(name, v)));
+}
+
+function fromStructured(json: Json, mode: 'structured' | 'batch', where: string): IncomingEvent {
+  if (!isRecord(json)) throw invalid(`${where}: a structured CloudEvent must be a JSON object`);
+  const value = withoutNullAttributes(json);
   const context = validateContext(value, where);
   let data: Json | undefined = value.data;
   if (value.data_base64 !== undefined) {
+    if (data !== undefined) throw invalid(`${where}: data and data_base64 are both present; an event carries one or the other`);
     if (typeof value.data_base64 !== 'string') throw invalid(`${where}: data_base64 must be a string`);
     const decoded = Buffer.from(value.data_base64, 'base64').toString('utf8');
     data = decodeData(decoded, mediaType(context.datacontenttype), false);

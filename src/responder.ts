@@ -3,7 +3,7 @@ import type { ActionOutcome } from './actions/action.ts';
 import { recordEvent } from './actions/events.ts';
 import { actionModules } from './actions/index.ts';
 import { DropError } from './errors.ts';
-import { alertTimeMs, type FalcoAlert } from './falco.ts';
+import { checkAlertTime, type FalcoAlert } from './falco.ts';
 import { isApiStatus, kubeFailure, type KubeClient } from './kube.ts';
 import { selectRules, type Policy, type ResponseRule } from './policy.ts';
 import { selectTarget, type PodTarget } from './target.ts';
@@ -103,11 +103,30 @@ function resultOf(outcomes: readonly ActionOutcome[]): ActResponse['result'] {
   return 'skipped';
 }
 
+/**
+ * How much later than the alert a pod may have been created and still be the one that raised
+ * it: `creationTimestamp` is cut to whole seconds (up to 1 s early), and it is the API server's
+ * clock while the alert's time is the node's (NTP keeps them within a second or two). 5 s
+ * covers both; a pod created later than that came after the alert, a replacement with the name.
+ */
+export const creationSkewSeconds = 5;
+
+/** Why this pod was created too late to have raised an alert at `alertMs`, or undefined. */
+function createdAfter(target: PodTarget, pod: V1Pod, alertMs: number): string | undefined {
+  const created = pod.metadata?.creationTimestamp;
+  // The client turns the timestamp into a Date; a pod without one cannot be judged by it.
+  if (created === undefined) return undefined;
+  const createdMs = new Date(created).getTime();
+  // Written so that a timestamp that does not parse (NaN) is not judged either.
+  if (!(createdMs > alertMs + creationSkewSeconds * 1000)) return undefined;
+  return `pod ${target.namespace}/${target.name} was created at ${new Date(createdMs).toISOString()}, after the alert (${new Date(alertMs).toISOString()}): it cannot have raised it`;
+}
+
 /** Checks on the live pod: still there, the same pod, not opted out. A reason to skip, or the pod. */
-async function checkPod(options: ResponderOptions, kube: KubeClient, target: PodTarget): Promise<V1Pod | string> {
+async function checkPod(options: ResponderOptions, kube: KubeClient, target: PodTarget, alertMs: number): Promise<V1Pod | string> {
   const pod = await readPod(kube, target, options.retryAfterSeconds);
   if (!pod) return `pod ${target.namespace}/${target.name} is already gone`;
-  const mismatch = identityMismatch(target, pod);
+  const mismatch = identityMismatch(target, pod) ?? createdAfter(target, pod, alertMs);
   if (mismatch) return mismatch;
   if (optedOut(pod.metadata?.labels, pod.metadata?.annotations)) return `pod ${target.namespace}/${target.name} opted out (${optOutKey}: "true")`;
   const namespace = await readNamespace(kube, target.namespace, options.retryAfterSeconds);
@@ -117,13 +136,17 @@ async function checkPod(options: ResponderOptions, kube: KubeClient, target: Pod
 }
 
 /**
- * Decides what to do about one alert and does it. The order, each step able to end it with a
- * reason: matching response rules (file order); the target pod; the protected namespaces; the
- * alert's age; the live pod (gone, not the same pod, opted out, its namespace opted out); each
- * rule's cooldown for this pod; the destructive budget (429, retried); then each rule's actions
- * in order. Outcomes are values; only a failure the Broker should retry is thrown.
+ * Decides what to do about one alert and does it. First the alert's time: none at all, or
+ * further ahead of the clock than skew explains, makes the alert invalid (thrown, a final 400).
+ * Then the order, each step able to end it with a reason: matching response rules (file order);
+ * the target pod; the protected namespaces; the alert's age; the live pod (gone, not the same
+ * pod, created after the alert, opted out, its namespace opted out); each rule's cooldown for
+ * this pod; the destructive budget (429, retried); then each rule's actions in order. Outcomes
+ * are values; only a failure the Broker should retry is thrown.
  */
 export async function respond(options: ResponderOptions, alert: FalcoAlert, eventTime?: string): Promise<Response> {
+  const time = checkAlertTime(alert, eventTime, options.clock.now());
+  if (typeof time === 'string') throw new DropError('DROP_INVALID_ALERT', `the Falco payload is invalid: ${time}`);
   const selection = selectTarget(alert);
   const rules = selectRules(options.policy, alert, selection.target?.namespace);
   const dryRun = options.dryRun || (rules.length > 0 && rules.every((r) => r.dryRun));
@@ -132,15 +155,14 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, even
   const target = selection.target;
   if (options.protectedNamespaces.has(target.namespace)) return skip(`namespace ${target.namespace} is protected`, target, rules, dryRun);
   const { maxAlertAgeSeconds } = options.policy.guards;
-  const time = alertTimeMs(alert, eventTime);
-  const age = time === undefined ? undefined : (options.clock.now().getTime() - time) / 1000;
-  if (age !== undefined && age > maxAlertAgeSeconds) {
+  const age = (options.clock.now().getTime() - time) / 1000;
+  if (age > maxAlertAgeSeconds) {
     return skip(`the alert is ${Math.round(age)} s old, older than ${maxAlertAgeSeconds} s: too late to act on`, target, rules, dryRun);
   }
 
   let pod: V1Pod | undefined;
   if (options.kube) {
-    const checked = await checkPod(options, options.kube, target);
+    const checked = await checkPod(options, options.kube, target, time);
     if (typeof checked === 'string') return skip(checked, target, rules, dryRun);
     pod = checked;
   }
@@ -165,7 +187,9 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, even
 
   // The cooldowns start now, before the first await: alerts about this pod that arrive while
   // these actions run are skipped instead of acting on it again. A rule whose actions end in
-  // a retryable failure gets its cooldown back, so the Broker's retry can act.
+  // a retryable failure gets its cooldown back, so the Broker's retry can act; and the budget
+  // gets back the slots of the destructive actions that did not happen, so that redeliveries
+  // of one alert the API keeps failing do not spend it for every other alert.
   for (const rule of due) options.cooldowns.start(rule.name, podKey, rule.cooldownSeconds);
   const outcomes: ActionOutcome[] = [];
   const eventErrors: string[] = [];
@@ -174,6 +198,8 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, even
     for (; current < due.length; current++) await runRule(options, due[current]!, { target, pod, alert }, outcomes, eventErrors);
   } catch (error) {
     for (const rule of due.slice(current)) options.cooldowns.cancel(rule.name, podKey);
+    const done = outcomes.filter((o) => o.status === 'done' && actionModules.get(o.action)!.destructive).length;
+    granted.giveBack(destructive - done);
     throw error;
   }
   const result = resultOf(outcomes);

@@ -32,14 +32,37 @@ function field(fields: Readonly<Record<string, OutputFieldValue>>, key: string):
   return typeof value === 'string' && value !== '' && value !== '<NA>' ? value : undefined;
 }
 
+/** The fields a target is read from: the pod's names, and the identity that tells it from a namesake. */
+function targetKeys(source: string): readonly string[] {
+  const names = source === 'k8s_audit' ? ['ka.target.resource', 'ka.target.namespace', 'ka.target.name'] : ['k8s.ns.name', 'k8s.pod.name'];
+  return [...names, 'k8s.pod.uid', 'container.id'];
+}
+
+/**
+ * Why a field the target is read from is malformed: Falco writes these as strings, or null when
+ * it could not read them. A number or a boolean is neither; read as "absent" it would skip the
+ * identity check and let drop act on whatever pod now has the name.
+ */
+function malformedField(alert: FalcoAlert): string | undefined {
+  for (const key of targetKeys(alert.source)) {
+    const value = alert.outputFields[key];
+    if (value !== undefined && value !== null && typeof value !== 'string') {
+      return `${key} is the ${typeof value === 'boolean' ? 'boolean' : 'number'} ${String(value)}, not a string: a malformed alert is not acted on`;
+    }
+  }
+  return undefined;
+}
+
 /**
  * Finds the pod an alert is about: `k8s.ns.name`/`k8s.pod.name` for syscall-style sources, or
  * for a k8s_audit alert whose API call targets a pod, `ka.target.namespace`/`ka.target.name`.
  * Host processes, other plugin sources and names that are not valid Kubernetes names have no
- * target, so a forged or odd value never reaches the API.
+ * target, so a forged or odd value never reaches the API; nor do fields of the wrong type.
  */
 export function selectTarget(alert: FalcoAlert): TargetSelection {
   const fields = alert.outputFields;
+  const malformed = malformedField(alert);
+  if (malformed) return { target: undefined, reason: malformed };
   let namespace: string | undefined;
   let name: string | undefined;
   if (alert.source === 'k8s_audit') {

@@ -80,17 +80,18 @@ t.test("the clock stands at the alert's own time, so an old sample is not skippe
   t.match(stdout, 'decision: act on pod default/mysql-db-7d59548d75-g9msc');
 });
 
-t.test('an alert without a time is checked at the current time', async (t) => {
+t.test("an alert without a time is refused, as the service refuses it (400); its CloudEvent's time stands in", async (t) => {
   const payload = JSON.parse(falcoPayload()) as Record<string, unknown>;
   delete payload.time;
   const timeless = file('timeless.json', JSON.stringify(payload));
   const { code, stdout } = await run('check', '--policy', talonRules, '--json', timeless);
-  t.equal(code, 0);
-  const report = (JSON.parse(stdout) as { alerts: AlertReport[] }).alerts[0]!;
-  t.equal(report.clock, undefined);
-  t.equal(report.decision, 'act');
-  const text = await run('check', '--policy', talonRules, timeless);
-  t.match(text.stdout, 'Falco rule "Terminal shell in container" (Notice, syscall), no time\n');
+  t.equal(code, 2);
+  t.match((JSON.parse(stdout) as { alerts: { error: string }[] }).alerts[0]!.error, /^not a valid Falco alert: it has no valid time/);
+  const event = { specversion: '1.0', id: '1', source: 'https://falco.org', type: 'falco.rule.output.v1', time: '2025-06-12T09:21:07Z', data: payload };
+  const checked = await run('check', '--policy', talonRules, '--json', file('timeless-event.json', JSON.stringify(event)));
+  t.equal(checked.code, 0);
+  const report = (JSON.parse(checked.stdout) as { alerts: AlertReport[] }).alerts[0]!;
+  t.match(report, { clock: '2025-06-12T09:21:07.000Z', alert: { time: '2025-06-12T09:21:07Z' }, decision: 'act' }, "its CloudEvent's time stands in");
 });
 
 t.test('a drop-format policy: every rule not matching says why, and a single rule is counted so', async (t) => {

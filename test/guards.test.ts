@@ -39,13 +39,13 @@ t.test('cooldown memory is bounded', async (t) => {
 t.test('the destructive budget is a sliding minute', async (t) => {
   const clock = clockAt(0);
   const budget = new DestructiveBudget(clock, 3);
-  t.same(budget.take(2), { ok: true });
+  t.match(budget.take(2), { ok: true });
   clock.advance(20_000);
-  t.same(budget.take(1), { ok: true });
+  t.match(budget.take(1), { ok: true });
   t.same(budget.take(1), { ok: false, retryAfterSeconds: 40 }, 'the first slot frees 60 s after it was taken');
-  t.same(budget.take(0), { ok: true }, 'non-destructive work always passes');
+  t.match(budget.take(0), { ok: true }, 'non-destructive work always passes');
   clock.advance(40_000);
-  t.same(budget.take(2), { ok: true }, 'both slots of the first take are free again');
+  t.match(budget.take(2), { ok: true }, 'both slots of the first take are free again');
   t.same(budget.take(1), { ok: false, retryAfterSeconds: 20 });
   t.same(budget.take(5), { ok: false, retryAfterSeconds: 60 }, 'more than the budget never fits: wait a whole minute');
 });
@@ -53,4 +53,28 @@ t.test('the destructive budget is a sliding minute', async (t) => {
 t.test('a chain longer than the whole budget waits a minute even on a fresh budget', async (t) => {
   const budget = new DestructiveBudget(clockAt(0), 3);
   t.same(budget.take(4), { ok: false, retryAfterSeconds: 60 });
+});
+
+t.test('slots given back are free again at once, and only the grant\'s own', async (t) => {
+  const clock = clockAt(0);
+  const budget = new DestructiveBudget(clock, 4);
+  const first = budget.take(1);
+  clock.advance(1_000);
+  const second = budget.take(3);
+  if (!second.ok || !first.ok) throw new Error('the budget had room');
+  t.same(budget.take(1), { ok: false, retryAfterSeconds: 59 }, 'full');
+  second.giveBack(2);
+  t.match(budget.take(1), { ok: true }, 'a slot given back is taken by the next alert');
+  second.giveBack(5);
+  t.match(budget.take(2), { ok: true }, 'the grant gives back the one slot it still held');
+  t.same(budget.take(1), { ok: false, retryAfterSeconds: 59 }, 'and no more: the first grant\'s slot is still spent');
+  clock.advance(58_000);
+  first.giveBack(1);
+  const late = budget.take(1);
+  t.match(late, { ok: true }, 'the first grant gave its slot back before it expired');
+  t.same(budget.take(1), { ok: false, retryAfterSeconds: 2 });
+  clock.advance(60_000);
+  t.match(budget.take(4), { ok: true }, 'every slot has expired');
+  if (late.ok) late.giveBack(1);
+  t.same(budget.take(1), { ok: false, retryAfterSeconds: 60 }, 'giving back an expired slot frees none of the new ones');
 });

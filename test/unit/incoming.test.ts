@@ -6,6 +6,7 @@ import { parseDelivery, mediaType, type Headers, type IncomingEvent } from '../.
 import { evtTime, falcoJson, sidekickHeaders, sidekickId } from './fixtures/falco.ts';
 
 const body = falcoJson();
+const rfc3339 = 'an RFC 3339 timestamp with a UTC offset (e.g. 2025-06-12T09:21:07Z)';
 const kafkaSource = '/apis/v1/namespaces/falco/kafkasources/falco-alerts#falco-alerts';
 
 function only(events: IncomingEvent[]): IncomingEvent {
@@ -95,10 +96,38 @@ t.test('percent-decodes ce-* header values', async (t) => {
   t.equal(event.key, 'ce\u0000https://falco.org\u0000a/b', 'the key uses the decoded id');
 });
 
-t.test('keeps a ce-* header that is not valid percent-encoding as sent (Falcosidekick does not encode)', async (t) => {
-  for (const value of ['CPU > 90%', '%E2%9C', '%zz']) {
+t.test('percent-decodes as the HTTP binding says: its example, lower case, needless escapes, a leading BOM', async (t) => {
+  const cases: [string, string][] = [
+    ['Euro%20%E2%82%AC%20%F0%9F%98%80', 'Euro \u20AC \u{1F600}'],
+    ['caf%c3%a9', 'café'],
+    ['%41%42C', 'ABC'],
+    ['%EF%BB%BFrule', '\uFEFFrule'],
+    ['100%25%20sure', '100% sure'],
+  ];
+  for (const [sent, read] of cases) t.equal(only(parseDelivery(sidekickHeaders({ 'ce-rule': sent }), body)).context?.extensions.rule, read, sent);
+});
+
+t.test('keeps a bare % that starts no escape as sent (Falcosidekick does not encode)', async (t) => {
+  for (const value of ['CPU > 90%', '50%off', '%zz', '100% %4', 'a%2']) {
     const event = only(parseDelivery(sidekickHeaders({ 'ce-rule': value }), body));
     t.equal(event.context?.extensions.rule, value, value);
+  }
+  t.equal(only(parseDelivery(sidekickHeaders({ 'ce-rule': 'CPU%20%3E%2090%' }), body)).context?.extensions.rule, 'CPU > 90%', 'escapes decoded, the bare % kept');
+});
+
+t.test('rejects a ce-* header whose escapes decode to invalid UTF-8', async (t) => {
+  const cases: [string, string, string][] = [
+    ['a byte that is never UTF-8', 'Rule %FF', '%FF'],
+    ['a lead byte followed by no continuation', '%C3%28', '%C3%28'],
+    ['the overlong space of the HTTP binding', 'a%C0%A0b', '%C0%A0'],
+    ['a sequence cut short', 'check %E2%9C', '%E2%9C'],
+    ['an encoded surrogate', '%ED%A0%80', '%ED%A0%80'],
+  ];
+  for (const [name, value, run] of cases) {
+    const error = rejection(sidekickHeaders({ 'ce-rule': value }), body);
+    t.equal(error.code, 'DROP_INVALID_CLOUDEVENT', name);
+    t.equal(error.status, 400, name);
+    t.equal(error.message, `binary-mode event: header ce-rule percent-decodes "${run}" to bytes that are not UTF-8`, name);
   }
 });
 
@@ -127,7 +156,10 @@ t.test('decodes binary-mode data by its Content-Type', async (t) => {
     { name: 'parses JSON with a charset parameter', contentType: 'application/json; charset=utf-8', text: '{"a":1}', data: { a: 1 } },
     { name: 'parses text/json', contentType: 'text/json', text: '[1,2]', data: [1, 2] },
     { name: 'parses a +json media type in any case', contentType: 'Application/Vnd.Falco+JSON', text: '{"a":true}', data: { a: true } },
-    { name: 'keeps text/plain as text even when it looks like JSON', contentType: 'text/plain', text: '{"a":1}', data: '{"a":1}' },
+    { name: 'reads JSON sent as text/plain by its shape', contentType: 'text/plain', text: '{"a":1}', data: { a: 1 } },
+    { name: 'reads JSON sent as application/octet-stream', contentType: 'application/octet-stream', text: '[1]', data: [1] },
+    { name: 'reads JSON sent as curl\'s default form type', contentType: 'application/x-www-form-urlencoded', text: '{"a":null}', data: { a: null } },
+    { name: 'keeps text/plain that is not JSON as text', contentType: 'text/plain; charset=utf-8', text: 'Notice A shell', data: 'Notice A shell' },
     { name: 'keeps an empty body as no data', contentType: 'application/json', text: '', data: undefined },
     { name: 'keeps an empty body as no data without Content-Type', contentType: undefined, text: '', data: undefined },
   ];
@@ -182,8 +214,10 @@ t.test('rejects a binary-mode event with a missing or empty required attribute',
 t.test('rejects binary-mode attributes the SDK would let pass or invent', async (t) => {
   const cases: { name: string; headers: Record<string, string>; message: string | RegExp; errors?: boolean }[] = [
     { name: 'specversion 0.3', headers: { 'ce-specversion': '0.3' }, message: 'binary-mode event: specversion "0.3" is not supported (only 1.0)' },
-    { name: 'a time that is no date', headers: { 'ce-time': 'yesterday' }, message: 'binary-mode event: time "yesterday" is not an RFC 3339 timestamp' },
-    { name: 'a date without a time', headers: { 'ce-time': '2025-06-12' }, message: /^binary-mode event: invalid payload/, errors: true },
+    { name: 'a time that is no date', headers: { 'ce-time': 'yesterday' }, message: `binary-mode event: time "yesterday" is not ${rfc3339}` },
+    { name: 'a date without a time', headers: { 'ce-time': '2025-06-12' }, message: `binary-mode event: time "2025-06-12" is not ${rfc3339}` },
+    { name: 'a time without a UTC offset', headers: { 'ce-time': '2025-06-12T09:21:07' }, message: `binary-mode event: time "2025-06-12T09:21:07" is not ${rfc3339}` },
+    { name: 'a 31 June', headers: { 'ce-time': '2025-06-31T09:21:07Z' }, message: `binary-mode event: time "2025-06-31T09:21:07Z" is not ${rfc3339}` },
     { name: 'a source that is no URI reference', headers: { 'ce-source': 'falco%20org' }, message: /^binary-mode event: invalid payload/, errors: true },
     { name: 'an extension name with a dash', headers: { 'ce-my-ext': 'x' }, message: /^binary-mode event: invalid extension name: my-ext/, errors: true },
     { name: 'a 0.3 attribute on a 1.0 event', headers: { 'ce-schemaurl': 'https://falco.org/schema' }, message: 'binary-mode event: cannot set schemaurl on version 1.0 event' },
@@ -253,7 +287,7 @@ t.test('decodes structured-mode data_base64 and JSON text in data', async (t) =>
   const cases: { name: string; extra: Record<string, unknown>; data: string; expected: unknown }[] = [
     { name: 'decodes data_base64 declared as JSON', extra: { datacontenttype: 'application/json' }, data: '', expected: 'falco' },
     { name: 'decodes data_base64 that is JSON without a datacontenttype', extra: {}, data: '', expected: 'falco' },
-    { name: 'keeps data_base64 of another type as text', extra: { datacontenttype: 'text/plain', data_base64: Buffer.from('{"a":1}').toString('base64') }, data: '', expected: '{"a":1}' },
+    { name: 'reads data_base64 of another type by its shape', extra: { datacontenttype: 'text/plain', data_base64: Buffer.from('{"a":1}').toString('base64') }, data: '', expected: { a: 1 } },
     { name: 'keeps data_base64 that is not JSON as text', extra: { data_base64: Buffer.from('plain words').toString('base64') }, data: '', expected: 'plain words' },
     { name: 'parses string data declared as JSON', extra: { datacontenttype: 'application/json' }, data: JSON.stringify('{"a":1}'), expected: { a: 1 } },
     { name: 'keeps string data declared as JSON that is not JSON', extra: { datacontenttype: 'application/json' }, data: JSON.stringify('not json'), expected: 'not json' },
@@ -277,9 +311,18 @@ t.test('rejects bad structured events', async (t) => {
     { name: 'a string', text: '"event"', code: 'DROP_INVALID_CLOUDEVENT', message: 'structured-mode event: a structured CloudEvent must be a JSON object' },
     { name: 'null', text: 'null', code: 'DROP_INVALID_CLOUDEVENT', message: 'structured-mode event: a structured CloudEvent must be a JSON object' },
     { name: 'data_base64 not a string', text: structured({ data_base64: 42 }, ''), code: 'DROP_INVALID_CLOUDEVENT', message: 'structured-mode event: data_base64 must be a string' },
-    { name: 'a numeric time', text: structured({ time: 1749720067 }), code: 'DROP_INVALID_CLOUDEVENT', message: 'structured-mode event: time "1749720067" is not an RFC 3339 timestamp' },
-    { name: 'a null time', text: structured({ time: null }), code: 'DROP_INVALID_CLOUDEVENT', message: 'structured-mode event: time "null" is not an RFC 3339 timestamp' },
+    { name: 'a numeric time', text: structured({ time: 1749720067 }), code: 'DROP_INVALID_CLOUDEVENT', message: `structured-mode event: time "1749720067" is not ${rfc3339}` },
+    { name: 'a time without a UTC offset', text: structured({ time: '2025-06-12T09:21:07' }), code: 'DROP_INVALID_CLOUDEVENT', message: `structured-mode event: time "2025-06-12T09:21:07" is not ${rfc3339}` },
     { name: 'a numeric id', text: structured({ id: 7 }), code: 'DROP_INVALID_CLOUDEVENT', message: 'structured-mode event: required attribute "id" is missing or empty' },
+    { name: 'a null id', text: structured({ id: null }), code: 'DROP_INVALID_CLOUDEVENT', message: 'structured-mode event: required attribute "id" is missing or empty' },
+    { name: 'a null source', text: structured({ source: null }), code: 'DROP_INVALID_CLOUDEVENT', message: 'structured-mode event: required attribute "source" is missing or empty' },
+    {
+      name: 'data and data_base64 together',
+      text: structured({ data_base64: Buffer.from(body).toString('base64') }),
+      code: 'DROP_INVALID_CLOUDEVENT',
+      message: 'structured-mode event: data and data_base64 are both present; an event carries one or the other',
+    },
+    { name: 'a null data and data_base64', text: structured({ data_base64: 'e30=' }, 'null'), code: 'DROP_INVALID_CLOUDEVENT', message: /data and data_base64 are both present/ },
     { name: 'a missing type', text: structured({ type: undefined }), code: 'DROP_INVALID_CLOUDEVENT', message: 'structured-mode event: required attribute "type" is missing or empty' },
     { name: 'specversion 0.3', text: structured({ specversion: '0.3' }), code: 'DROP_INVALID_CLOUDEVENT', message: 'structured-mode event: specversion "0.3" is not supported (only 1.0)' },
     { name: 'a bad source', text: structured({ source: 'falco org' }), code: 'DROP_INVALID_CLOUDEVENT', message: /^structured-mode event: invalid payload/ },
@@ -290,6 +333,24 @@ t.test('rejects bad structured events', async (t) => {
     if (typeof c.message === 'string') t.equal(error.message, c.message, c.name);
     else t.match(error.message, c.message, c.name);
   }
+});
+
+t.test('a null optional attribute or extension in structured mode is absent, as the JSON format says', async (t) => {
+  const nulls = { time: null, subject: null, datacontenttype: null, dataschema: null, rule: null, comexampleextension: null, data_base64: null };
+  const event = only(parseDelivery({ 'content-type': 'application/cloudevents+json' }, structured(nulls)));
+  t.same(event.context, {
+    specversion: '1.0',
+    id: sidekickId,
+    source: 'https://falco.org',
+    type: 'falco.rule.output.v1',
+    time: undefined,
+    subject: undefined,
+    datacontenttype: undefined,
+    extensions: { priority: 'Notice' },
+  });
+  t.equal(outputFields(event.data)['evt.time'], evtTime, 'the data is read (data_base64: null is no data_base64)');
+  const nullData = only(parseDelivery({ 'content-type': 'application/cloudevents+json' }, structured({}, 'null')));
+  t.equal(nullData.data, null, 'a null data is a null payload, kept');
 });
 
 t.test('rejects a structured event sent without its media type when it is invalid', async (t) => {

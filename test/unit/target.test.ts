@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { FalcoAlert } from '../../src/falco.ts';
+import type { FalcoAlert, OutputFieldValue } from '../../src/falco.ts';
 import { isNamespaceName, isPodName, selectTarget } from '../../src/target.ts';
 import { falcoAlert, shellFields, type AlertParts } from './fixtures/falco.ts';
 
@@ -60,7 +60,6 @@ t.test('has no target when the alert has no pod to act on', async (t) => {
     { name: 'a pod name of <NA>', alert: withFields({ 'k8s.pod.name': '<NA>' }), reason: 'a syscall alert without a pod: no pod to act on' },
     { name: 'a namespace of <NA>', alert: withFields({ 'k8s.ns.name': '<NA>' }), reason: 'a syscall alert without a pod: no pod to act on' },
     { name: 'an empty pod name', alert: withFields({ 'k8s.pod.name': '' }), reason: 'a syscall alert without a pod: no pod to act on' },
-    { name: 'a numeric pod name', alert: withFields({ 'k8s.pod.name': 42 }), reason: 'a syscall alert without a pod: no pod to act on' },
     {
       name: 'an aws_cloudtrail alert',
       alert: alert({ source: 'aws_cloudtrail', fields: { 'ct.name': 'ConsoleLogin', 'ct.user': 'root' } }),
@@ -108,6 +107,34 @@ t.test('has no target when a name or identity is not valid for Kubernetes', asyn
     { name: 'a container id of 65 characters', fields: { 'container.id': 'a'.repeat(65) }, reason: `container.id "${'a'.repeat(65)}" is not a container id` },
   ];
   for (const c of cases) t.same(selectTarget(withFields(c.fields)), { target: undefined, reason: c.reason }, c.name);
+});
+
+t.test('a target or identity field of the wrong type is malformed: no target, never read as absent', async (t) => {
+  const audit = (fields: Record<string, OutputFieldValue>) => ({
+    ...auditAlert({ 'ka.target.resource': 'pods', 'ka.target.namespace': 'shop', 'ka.target.name': 'cart-0' }),
+    outputFields: { 'ka.target.resource': 'pods', 'ka.target.namespace': 'shop', 'ka.target.name': 'cart-0', ...fields },
+  });
+  const syscall = (fields: Record<string, OutputFieldValue>) => ({ ...alert(), outputFields: { ...shellFields, ...fields } });
+  const cases: { name: string; alert: FalcoAlert; reason: string }[] = [
+    { name: 'a numeric pod UID', alert: syscall({ 'k8s.pod.uid': 123 }), reason: 'k8s.pod.uid is the number 123, not a string: a malformed alert is not acted on' },
+    { name: 'a boolean pod UID', alert: syscall({ 'k8s.pod.uid': true }), reason: 'k8s.pod.uid is the boolean true, not a string: a malformed alert is not acted on' },
+    { name: 'a numeric container id', alert: syscall({ 'container.id': 2090926 }), reason: 'container.id is the number 2090926, not a string: a malformed alert is not acted on' },
+    {
+      name: 'a container id past 2^53',
+      alert: syscall({ 'container.id': 209092663123456789012n }),
+      reason: 'container.id is the number 209092663123456789012, not a string: a malformed alert is not acted on',
+    },
+    { name: 'a boolean container id', alert: syscall({ 'container.id': false }), reason: 'container.id is the boolean false, not a string: a malformed alert is not acted on' },
+    { name: 'a numeric namespace', alert: syscall({ 'k8s.ns.name': 7 }), reason: 'k8s.ns.name is the number 7, not a string: a malformed alert is not acted on' },
+    { name: 'a numeric pod name', alert: syscall({ 'k8s.pod.name': 42 }), reason: 'k8s.pod.name is the number 42, not a string: a malformed alert is not acted on' },
+    { name: 'a host process with a numeric pod UID', alert: syscall({ 'container.id': 'host', 'k8s.pod.uid': 1 }), reason: 'k8s.pod.uid is the number 1, not a string: a malformed alert is not acted on' },
+    { name: 'a k8s_audit resource of true', alert: audit({ 'ka.target.resource': true }), reason: 'ka.target.resource is the boolean true, not a string: a malformed alert is not acted on' },
+    { name: 'a numeric k8s_audit namespace', alert: audit({ 'ka.target.namespace': 1 }), reason: 'ka.target.namespace is the number 1, not a string: a malformed alert is not acted on' },
+    { name: 'a numeric k8s_audit name', alert: audit({ 'ka.target.name': 0 }), reason: 'ka.target.name is the number 0, not a string: a malformed alert is not acted on' },
+    { name: 'a numeric pod UID on a k8s_audit alert', alert: audit({ 'k8s.pod.uid': 5 }), reason: 'k8s.pod.uid is the number 5, not a string: a malformed alert is not acted on' },
+  ];
+  for (const c of cases) t.same(selectTarget(c.alert), { target: undefined, reason: c.reason }, c.name);
+  t.match(selectTarget(audit({ 'k8s.pod.name': 42 })), { target: { namespace: 'shop', name: 'cart-0' } }, 'a field the source does not read is not judged');
 });
 
 t.test('validates k8s_audit target names like syscall ones', async (t) => {
