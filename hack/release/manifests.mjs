@@ -81,6 +81,7 @@ export function releaseSenders(texts) {
   if (carriers.length > 1) throw new ReleaseError(`${carriers.map((c) => c.name).join(', ')}: only one Service may use ${sendersPlaceholder}`);
   const [{ name: file, doc: service }] = carriers;
   const { name, namespace } = service.metadata;
+  if (!namespace) throw new ReleaseError(`${file}: Service ${name} uses ${sendersPlaceholder} but names no namespace, which its senders' accounts are in`);
   // Knative names the account in the Trigger's namespace; the subscriber defaults to it too.
   const senders = documents
     .map(({ doc }) => doc)

@@ -271,6 +271,7 @@ const failures: {
   { name: 'a config file is not YAML', env: { KO_DOCKER_REPO: 'r.example' }, config: 'broken', message: /^release: 100-a\.yaml is not valid YAML/, ran: 0 },
   { name: 'the senders placeholder has no Trigger to stand for', env: { KO_DOCKER_REPO: 'r.example' }, config: 'lonely-senders', message: /^release: 400-drop\.yaml: knative:\/\/trigger-oidc-service-accounts stands for the Triggers that send to Service falco-drop\/drop, and the release has none/, ran: 0 },
   { name: 'two Services use the senders placeholder', env: { KO_DOCKER_REPO: 'r.example' }, config: 'two-senders', message: /^release: 400-drop\.yaml, 401-other\.yaml: only one Service may use knative:\/\/trigger-oidc-service-accounts/, ran: 0 },
+  { name: 'the Service using the senders placeholder names no namespace', env: { KO_DOCKER_REPO: 'r.example' }, config: 'homeless-senders', message: /^release: 400-drop\.yaml: Service drop uses knative:\/\/trigger-oidc-service-accounts but names no namespace/, ran: 0 },
   { name: 'the config directory does not exist', args: ['--config-dir', '/nonexistent/config'], message: /^release: cannot read the config directory \/nonexistent\/config: ENOENT/, ran: 0 },
   { name: 'an unknown flag', args: ['--push-it'], message: /^release: unknown argument --push-it/, code: 2, ran: 0 },
   { name: 'a flag without its value', args: ['--out='], message: /^release: --out needs a value/, code: 2, ran: 0 },
@@ -285,7 +286,8 @@ function badConfig(kind: string): string {
   if (kind === 'empty') return dir;
   if (kind.endsWith('-senders')) {
     const senders = { DROP_ALLOWED_SENDERS: 'knative://trigger-oidc-service-accounts' };
-    writeFileSync(join(dir, '400-drop.yaml'), knativeService('drop', senders));
+    const service = knativeService('drop', senders);
+    writeFileSync(join(dir, '400-drop.yaml'), kind === 'homeless-senders' ? service.replace('  namespace: falco-drop\n', '') : service);
     if (kind === 'two-senders') writeFileSync(join(dir, '401-other.yaml'), knativeService('other', senders) + '---\n' + trigger('t', 'falco-drop', refTo('drop')));
     return dir;
   }
