@@ -108,6 +108,10 @@ t.test('an alert with no time, nor a CloudEvent time, is a 400; the CloudEvent t
   const old = await send(drop, timeless('web-3'));
   t.equal(old.statusCode, 202, "the CloudEvent's time (an hour old) is judged instead");
   t.match(skipReasons(drop), [/the alert is 3601 s old, older than 900 s/]);
+  const recent = await send(drop, timeless('web-4'), { 'ce-time': '2025-06-12T10:21:00Z' });
+  t.equal(recent.statusCode, 200, "a recent CloudEvent time: acted on");
+  t.match(JSON.parse(recent.body).alert, { time: null, cloudEvent: { type: 'falco.rule.output.v1' } }, 'the reply says the alert had no time of its own');
+  t.notOk(fake.pods.has('default/web-4'));
 });
 
 t.test('a pod created after the alert cannot have raised it: skipped, allowing 5 s of clock skew', async (t) => {
