@@ -34,4 +34,5 @@ for (const spec of fc.sample(requestSpec, { seed, numRuns: runs })) {
 }
 process.stdout.write(`${sent} requests (seed ${seed}) in ${Date.now() - started} ms; ${classes.size} classes of failure\n`);
 for (const [key, { count, example }] of [...classes].sort()) process.stdout.write(`\n=== ${key} (${count}x)\n${example.slice(0, 3000)}\n`);
+process.stdout.write(`memory: ${JSON.stringify(process.memoryUsage())} fakeRequests=${target.fake.requests.length}\n`);
 await target.close();
