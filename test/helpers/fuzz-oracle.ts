@@ -225,12 +225,15 @@ function checkPayload(value: unknown, eventTime: number | undefined, now: number
     if (cid === '' || cid === '<NA>') strict = false;
     else if (cid === 'host') return skip('a host process');
     else if (!containerId.test(cid)) return skip(`container.id ${JSON.stringify(cid).slice(0, 80)} is malformed`);
+    // Falco writes lower-case hex; upper case may be read either way.
+    else if (cid !== cid.toLowerCase()) strict = false;
   }
   const uid = fields['k8s.pod.uid'];
   if (uid !== undefined && uid !== null) {
     if (typeof uid !== 'string') return skip(`k8s.pod.uid is a ${typeof uid}`);
     if (uid === '' || uid === '<NA>') strict = false;
     else if (!uuid.test(uid)) return skip(`k8s.pod.uid ${JSON.stringify(uid).slice(0, 80)} is malformed`);
+    else if (uid !== uid.toLowerCase()) strict = false;
   }
   const rank = priorities.indexOf(priority.toLowerCase());
   const matched = setup.policy.some(
