@@ -5,7 +5,7 @@
  * to three things wrong.
  */
 import fc from 'fast-check';
-import { parse as losslessParse, stringify as losslessStringify } from 'lossless-json';
+import { parseJson, stringifyJson } from '../../src/json.ts';
 import { brokerHeaders, falcoPayload, sidekickHeaders } from './falco.ts';
 import { goTime } from './http.ts';
 import type { WireRequest } from './fuzz-wire.ts';
@@ -173,7 +173,7 @@ export function renderPayload(p: PayloadSpec, nowMs: number, seq: number): Buffe
     source: p.audit ? 'k8s_audit' : 'syscall',
     ...(p.audit ? { onlyFields: fields } : { fields }),
   });
-  const model = losslessParse(json) as Record<string, unknown> & { output_fields: Record<string, unknown> };
+  const model = parseJson(json) as unknown as Record<string, unknown> & { output_fields: Record<string, unknown> };
   if (!p.withContainerId) delete model.output_fields['container.id'];
   const raws: string[] = [];
   for (const edit of p.edits) {
@@ -186,7 +186,7 @@ export function renderPayload(p: PayloadSpec, nowMs: number, seq: number): Buffe
     // defineProperty, so a key named __proto__ is an own key like any other.
     else Object.defineProperty(holder, key, { value: valueOf(edit.v, nowMs, raws), enumerable: true, configurable: true, writable: true });
   }
-  const text = withRaws(goEscape(losslessStringify(model) as string), raws);
+  const text = withRaws(goEscape(stringifyJson(model)), raws);
   return applyBytes(Buffer.from(text, 'utf8'), p.bytes);
 }
 
