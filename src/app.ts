@@ -301,9 +301,10 @@ export function buildApp(options: AppOptions) {
   // A body waits, unread, until it fits in the budget; its bytes come back when its answer is sent
   // or the connection ends. A declared length over the limit costs nothing: it is refused unread.
   const admit = async (request: FastifyRequest, reply: FastifyReply) => {
-    const length = Number(request.headers['content-length']);
-    const bytes = Number.isInteger(length) && length >= 0 ? (length > bodyLimit ? 0 : length) : request.headers['transfer-encoding'] ? bodyLimit : 0;
-    const claim = bodies.claim(bytes);
+    // Node has checked a declared length; a chunked body may be as large as allowed.
+    const declared = request.headers['content-length'];
+    const length = declared !== undefined ? Number(declared) : request.headers['transfer-encoding'] ? bodyLimit : 0;
+    const claim = bodies.claim(length > bodyLimit ? 0 : length);
     reply.raw.once('close', claim.done);
     await claim.granted;
   };

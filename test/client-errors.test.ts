@@ -60,6 +60,14 @@ t.test('a request that never finished arriving is 408 DROP_REQUEST_TIMEOUT, whic
   t.match(written.join(''), /^HTTP\/1\.1 408 Request Timeout\r\n[^]*connection: close\r\n\r\n\{"error":\{"code":"DROP_REQUEST_TIMEOUT"/);
 });
 
+t.test('a client error without a code is named by its message', async (t) => {
+  const { socket, written } = recordingSocket();
+  const closed = new Promise((resolve) => socket.on('close', resolve));
+  answerClientError(pino({ level: 'silent' }), new Error('Parse Error: odd'), socket);
+  await closed;
+  t.match(written.join(''), /^HTTP\/1\.1 400 Bad Request\r\n[^]*"message":"the request is not valid HTTP\/1\.1 \(Parse Error: odd\)"/);
+});
+
 t.test('nothing is written to a connection that was reset or can no longer be written', async (t) => {
   const reset = recordingSocket();
   answerClientError(pino({ level: 'silent' }), Object.assign(new Error('reset'), { code: 'ECONNRESET' }), reset.socket);

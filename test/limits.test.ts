@@ -93,11 +93,11 @@ t.test('alert text is clipped and marked in the reply and the log line', async (
   const long = (c: string) => c.repeat(5000);
   const id = long('i');
   const source = `https://falco.org/${long('s')}`;
-  const body = falcoPayload({ rule: hugeRule, hostname: long('h'), uuid: long('u') });
+  const body = falcoPayload({ rule: hugeRule, hostname: long('h'), uuid: long('u'), fields: { 'evt.time': long('e') } });
   const res = await app.inject({ method: 'POST', url: '/', headers: { ...lower(brokerHeaders('x')), 'ce-id': id, 'ce-source': source }, payload: body });
   t.equal(res.statusCode, 200);
   const alert = JSON.parse(res.body).alert;
-  for (const field of ['rule', 'hostname', 'uuid']) {
+  for (const field of ['rule', 'hostname', 'uuid', 'evtTime']) {
     t.ok(alert[field].length < maxEchoedChars + 40 && alert[field].endsWith(' characters]'), `${field} clipped in the reply`);
   }
   t.equal(alert.cloudEvent.id, `${id.slice(0, maxEchoedChars)}…[truncated: 5000 characters]`);
@@ -105,6 +105,7 @@ t.test('alert text is clipped and marked in the reply and the log line', async (
   const line = logs.find((l) => l.decision === 'act')!;
   t.ok(JSON.stringify(line).length < 16 * 1024, 'the log line is a few KB');
   t.equal(line.rule, `${hugeRule.slice(0, maxEchoedChars)}${marker}`);
+  t.equal(line.evtTime, `${long('e').slice(0, maxEchoedChars)}…[truncated: 5000 characters]`);
   t.match(line.ce, { id: `${id.slice(0, maxEchoedChars)}…[truncated: 5000 characters]` });
 
   const skipped = await deliver(app, 'quiet', falcoPayload({ rule: hugeRule, priority: 'Debug' }));
