@@ -4,10 +4,16 @@
 //  2. Latency of POST / for a Falco alert in dry-run (binary mode, sequential, keep-alive) vs
 //     GET /healthz on the same server: what drop's own work costs over Fastify's floor.
 //  3. Resident memory after startup and after the alerts.
+//  4. Flood: peak resident memory (VmHWM) under hostile requests, and under ignored alerts, each
+//     on a fresh service at 64 concurrent keep-alive connections. The pod's limit is 256 Mi;
+//     the target is a peak under 200 MB.
 // It only talks to 127.0.0.1 and stops by itself. Absolute times depend on the machine; compare
-// the ratios.
+// the ratios. BENCH_ONLY=flood runs only the flood; BENCH_HOSTILE (default 2,000: what is
+// kept is bounded, so the peak follows the concurrency, not the count; the issue's figure is
+// BENCH_HOSTILE=20000, tens of minutes on 2 shared cores), BENCH_IGNORED (100,000) and
+// BENCH_CONNECTIONS (64) set its counts; BENCH_NODE_OPTIONS passes Node flags to the service.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,6 +22,10 @@ import { build } from 'esbuild';
 
 const runs = Number(process.env.BENCH_STARTS ?? 7);
 const requests = Number(process.env.BENCH_REQUESTS ?? 2000);
+const only = process.env.BENCH_ONLY;
+const hostileCount = Number(process.env.BENCH_HOSTILE ?? 2000);
+const ignoredCount = Number(process.env.BENCH_IGNORED ?? 100_000);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const baselineDir = mkdtempSync(join(tmpdir(), 'drop-bench-'));
 
 // The baseline: drop's own code bundled, its dependencies left to node_modules. An ESM file
@@ -24,6 +34,8 @@ const baseline = join(process.cwd(), `.bench-baseline-${process.pid}.mjs`);
 await build({ entryPoints: ['src/main.ts'], outfile: baseline, bundle: true, packages: 'external', platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning' });
 
 const env = { PATH: process.env.PATH, HOME: baselineDir, PORT: '0', DROP_HOST: '127.0.0.1', LOG_LEVEL: 'warn', DROP_DRY_RUN: 'true' };
+// Node flags for the service under test, e.g. BENCH_NODE_OPTIONS=--max-old-space-size=128.
+if (process.env.BENCH_NODE_OPTIONS) env.NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS;
 
 function get(port, path, agent) {
   return new Promise((resolve, reject) => {
@@ -86,10 +98,121 @@ function rssKb(pid) {
   });
 }
 
+/** VmHWM (peak resident) and VmRSS of a process, in KiB, from /proc/<pid>/status. */
+function memoryKb(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+  return { peak: field('VmHWM'), rss: field('VmRSS') };
+}
+
+const mb = (kb) => `${(kb / 1024).toFixed(0)} MiB`;
+
+function ceHeaders(id, extra = {}) {
+  return { 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': id, 'ce-source': 'https://falco.org', 'ce-type': 'falco.rule.output.v1', ...extra };
+}
+
+function falcoAlert({ rule = 'Terminal shell in container', output = 'A shell was spawned', pod = 'web-0', time = new Date().toISOString() } = {}) {
+  return `{"uuid":"bench","output":${JSON.stringify(output)},"priority":"Notice","rule":${JSON.stringify(rule)},"time":"${time}",` +
+    `"output_fields":{"container.id":"2d90926af63e","evt.time":1749720067118402960,"k8s.ns.name":"default","k8s.pod.name":"${pod}"},"source":"syscall","tags":["shell"],"hostname":"node-1"}`;
+}
+
+/**
+ * What an attacker who can reach drop sends: each kind built once, varied per request by its
+ * CloudEvent id (so every request is a new delivery to remember), cycled in turn.
+ */
+function hostileKinds() {
+  const mib = 1024 * 1024;
+  const nearMiB = (overhead) => 'x'.repeat(mib - overhead - 1024);
+  const bigAlert = Buffer.from(falcoAlert({ output: nearMiB(400) }));
+  const bigRule = Buffer.from(falcoAlert({ rule: 'R'.repeat(900 * 1024) }));
+  const depth = 400_000;
+  const deep = Buffer.from(`{"rule":"r","priority":"Notice","output_fields":${'['.repeat(depth)}${']'.repeat(depth)}}`);
+  const invalid = Buffer.from(`{"rule":"${'a'.repeat(mib - 2048)}`);
+  const tooLarge = Buffer.from(falcoAlert({ output: 'x'.repeat(mib + 1024) }));
+  const members = Array.from({ length: 1000 }, (_, i) =>
+    `{"specversion":"1.0","id":"@@-${i}","source":"https://falco.org","type":"falco.rule.output.v1","datacontenttype":"application/json","data":${falcoAlert({ pod: `batch-${i % 50}` })}}`);
+  const batch = `[${members.join(',')}]`;
+  const structuredBigId = (id) => `{"specversion":"1.0","id":"${id}${'I'.repeat(512 * 1024)}","source":"https://falco.org","type":"falco.rule.output.v1","data":${falcoAlert()}}`;
+  const plainBig = (id) => falcoAlert({ rule: `Unknown ${id}`, output: nearMiB(400) });
+  return [
+    { name: 'alert with a near-1-MiB output', request: (id) => ({ headers: ceHeaders(id), body: bigAlert }) },
+    { name: 'alert with a 900 KB rule name', request: (id) => ({ headers: ceHeaders(id), body: bigRule }) },
+    { name: `JSON nested ${depth} deep`, request: (id) => ({ headers: ceHeaders(id), body: deep }) },
+    { name: 'invalid JSON, near 1 MiB', request: (id) => ({ headers: ceHeaders(id), body: invalid }) },
+    // Answers that close the connection go over a connection of their own.
+    { name: 'a body over 1 MiB', request: (id) => ({ headers: ceHeaders(id), body: tooLarge, own: true }) },
+    { name: '32 KB of headers', request: (id) => ({ headers: ceHeaders(id, { 'x-junk': 'j'.repeat(32 * 1024) }), body: Buffer.from(falcoAlert()), own: true }) },
+    { name: 'a batch of 1,000 alerts', request: (id) => ({ headers: { 'content-type': 'application/cloudevents-batch+json' }, body: Buffer.from(batch.replaceAll('@@', id)) }) },
+    { name: 'structured event with a 512 KB id', request: (id) => ({ headers: { 'content-type': 'application/cloudevents+json' }, body: Buffer.from(structuredBigId(id)) }) },
+    { name: 'plain Falco JSON near 1 MiB', request: (id) => ({ headers: { 'content-type': 'application/json' }, body: Buffer.from(plainBig(id)) }) },
+  ];
+}
+
+/** Sends `count` requests from `make(i)` over `connections` keep-alive connections; counts answers. */
+async function flood(port, count, make) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const statuses = new Map();
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      const { kind, headers, body, own } = make(i);
+      let key;
+      try {
+        const sent = own ? { ...headers, 'content-length': body.length, connection: 'close' } : { ...headers, 'content-length': body.length };
+        key = `${kind} ${await post(port, body, sent, own ? false : agent)}`;
+      } catch (error) {
+        key = `${kind} ${error.code ?? error.message}`;
+      }
+      statuses.set(key, (statuses.get(key) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, worker));
+  agent.destroy();
+  return statuses;
+}
+
+/** One flood on a fresh service: its peak and final resident memory, and what it answered. */
+async function floodScenario(title, count, make) {
+  const s = await start('dist/main.js');
+  const before = memoryKb(s.child.pid);
+  const started = performance.now();
+  const statuses = await flood(s.port, count, make);
+  const seconds = (performance.now() - started) / 1000;
+  const alive = s.child.exitCode === null && s.child.signalCode === null;
+  const after = alive ? memoryKb(s.child.pid) : undefined;
+  console.log(`${title}: ${count} requests at ${connections} keep-alive connections in ${seconds.toFixed(0)} s`);
+  for (const [key, n] of [...statuses].sort()) console.log(`    ${String(n).padStart(7)}  ${key}`);
+  if (!after) {
+    console.log(`  the service DIED (exit ${s.child.exitCode}, signal ${s.child.signalCode})`);
+    return;
+  }
+  console.log(`  RSS after startup ${mb(before.rss)}, peak ${mb(after.peak)} (VmHWM), after ${mb(after.rss)}  target: peak < 200 MB ${after.peak * 1024 < 200e6 ? 'met' : 'NOT MET'}`);
+  await stop(s.child);
+}
+
+async function floods() {
+  const kinds = hostileKinds();
+  await floodScenario('flood of hostile requests (dry-run, no cluster)', hostileCount, (i) => {
+    const kind = kinds[i % kinds.length];
+    return { kind: kind.name, ...kind.request(`hostile-${i}`) };
+  });
+  const ignored = Buffer.from(falcoAlert({ rule: 'Write below etc' }));
+  await floodScenario('flood of ignored alerts (valid, no rule matches)', ignoredCount, (i) => ({ kind: 'ignored alert', headers: ceHeaders(`ignored-${i}`), body: ignored }));
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
 try {
+  if (only !== 'flood') await coldStartAndLatency();
+  await floods();
+} finally {
+  rmSync(baselineDir, { recursive: true, force: true });
+  rmSync(baseline, { force: true });
+}
+
+async function coldStartAndLatency() {
   // 1. Cold start, interleaved so both see the same machine load.
   const bundled = [];
   const unbundled = [];
@@ -134,7 +257,4 @@ try {
   console.log(`  ratio alert/healthz p50 ${(pct(latencies.alert, 0.5) / pct(latencies.health, 0.5)).toFixed(2)}`);
   console.log('resident memory of the bundle:');
   console.log(`  after startup ${(rssStart / 1024).toFixed(1)} MiB, after ${requests} alerts ${(rssEnd / 1024).toFixed(1)} MiB`);
-} finally {
-  rmSync(baselineDir, { recursive: true, force: true });
-  rmSync(baseline, { force: true });
 }

@@ -1,11 +1,15 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { SenderAuth } from './auth.ts';
+import { BodyBudget } from './body-budget.ts';
+import { clipStrings, clipText } from './clip.ts';
 import { DropError } from './errors.ts';
-import { alertTimeMs, parseFalcoAlert } from './falco.ts';
-import { parseDelivery, type IncomingEvent } from './incoming.ts';
+import { alertTimeMs, parseFalcoAlert, type FalcoAlert } from './falco.ts';
+import { parseDelivery, type EventContext, type Headers, type IncomingEvent } from './incoming.ts';
 import { stringifyJson } from './json.ts';
-import { RedeliveryMemory } from './redelivery.ts';
+import { defaultRedeliveryMaxBytes, RedeliveryMemory, stringBytes } from './redelivery.ts';
 import { buildReply, buildReplyData } from './reply.ts';
 import { respond, type Response, type ResponderOptions } from './responder.ts';
 
@@ -14,8 +18,10 @@ export interface AppOptions {
   readonly responder: ResponderOptions;
   /** The `source` of reply events, e.g. /falco-drop/<namespace>/<service>. */
   readonly replySource: string;
-  /** Remembered deliveries (source + id) and for how long. */
-  readonly redelivery: { readonly max: number; readonly ttlMs: number };
+  /** Remembered deliveries (source + id): how many, for how long, in how many bytes (default 16 MiB). */
+  readonly redelivery: { readonly max: number; readonly ttlMs: number; readonly maxBytes?: number };
+  /** Bytes of request bodies read and worked on at once (default 4 MiB); more waits its turn. */
+  readonly bodyBudgetBytes?: number;
   /** Why the service is in dry-run, when it is; shown on /readyz. */
   readonly dryRunReason: string | undefined;
   /** Checks the sender's token on POST /; without it any caller is taken (DROP_AUDIENCE unset). */
@@ -27,24 +33,129 @@ declare module 'fastify' {
     /** The authenticated sender (a service account's username), when authentication is on. */
     sender: string | undefined;
   }
+  interface FastifyInstance {
+    /** What the redelivery memory holds: deliveries, and their bytes as counted against the bound. */
+    redelivery: { readonly size: number; readonly bytes: number; readonly maxBytes: number };
+  }
 }
 
 /** The largest body accepted; larger is a final 413. */
 export const bodyLimit = 1024 * 1024;
 
-/** What one event is answered, kept so a redelivery is answered the same way. */
+/**
+ * Request bodies worked on at once: 4 MiB. A body costs a few times its size while it is read
+ * (chunks, their concatenation, the decoded string) and parsed, so at most four 1 MiB bodies
+ * (a few tens of MB) are in memory at once, while 2,000 ordinary alerts (1-2 KB each) never wait.
+ */
+export const defaultBodyBudgetBytes = 4 * 1024 * 1024;
+
+/** The decision as the event's log line tells it, remembered with the answer. */
+interface AnswerLog {
+  readonly msg: string;
+  readonly fields: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * What one event is answered, kept so a redelivery is answered the same way: the status,
+ * headers and body to send again and what its log line says, nothing else (no alert, no
+ * response object). Text from the alert in it is clipped, so it stays a few KB at most.
+ */
 interface Answer {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string | undefined;
-  readonly response: Response | undefined;
+  readonly log: AnswerLog;
+  /** Kubernetes Events that could not be recorded (logged for the first delivery only). */
+  readonly eventErrors?: readonly string[];
+}
+
+/** The bytes an answer takes, counted against the redelivery memory's bound. */
+function answerBytes(answer: Answer): number {
+  return stringBytes(stringifyJson(answer));
 }
 
 function errorAnswer(error: DropError): Answer {
   const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
   if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
   if (error.code === 'DROP_UNAUTHENTICATED') headers['www-authenticate'] = 'Bearer';
-  return { status: error.status, headers, body: stringifyJson(error.toBody()), response: undefined };
+  const body = clipStrings(error.toBody());
+  const fields = { code: error.code, status: error.status, details: body.error.details };
+  return { status: error.status, headers, body: stringifyJson(body), log: { msg: `rejected: ${body.error.message}`, fields } };
+}
+
+function decisionLog(response: Response, status: number): AnswerLog {
+  return {
+    msg: `${response.decision}: ${clipText(response.reason)}`,
+    fields: {
+      target: response.target ? `${response.target.namespace}/${response.target.name}` : undefined,
+      rules: response.rules,
+      decision: response.decision,
+      outcome: response.decision === 'act' ? response.result : 'skipped',
+      dryRun: response.dryRun,
+      actions: response.decision === 'act' ? clipStrings(response.outcomes) : [],
+      status,
+    },
+  };
+}
+
+/** The alert's own fields in its log line, clipped. */
+function alertFields(alert: FalcoAlert, ageMs: number | undefined): Record<string, unknown> {
+  const evtTime = alert.outputFields['evt.time'];
+  return {
+    rule: clipText(alert.rule),
+    priority: clipText(alert.priority),
+    source: clipText(alert.source),
+    alertAgeMs: ageMs,
+    evtTime: typeof evtTime === 'string' ? clipText(evtTime) : evtTime,
+  };
+}
+
+function eventFields(context: EventContext): { id: string; source: string; type: string } {
+  return { id: clipText(context.id), source: clipText(context.source), type: clipText(context.type) };
+}
+
+/** The CloudEvent a request names in its headers (binary mode), clipped, for a request refused before it is parsed. */
+function headerFields(headers: Headers): Record<string, string | undefined> | undefined {
+  const value = (name: string): string | undefined => {
+    const raw = headers[name];
+    return raw === undefined ? undefined : clipText([raw].flat().join(','));
+  };
+  const fields = { id: value('ce-id'), source: value('ce-source'), type: value('ce-type') };
+  return fields.id === undefined && fields.source === undefined && fields.type === undefined ? undefined : fields;
+}
+
+/** The same, read from the raw bytes Node could not parse as HTTP. */
+function rawHeaderFields(raw: Buffer | undefined): Record<string, string | undefined> | undefined {
+  const text = raw?.toString('latin1') ?? '';
+  const headers: Record<string, string> = {};
+  for (const name of ['ce-id', 'ce-source', 'ce-type']) {
+    const found = new RegExp(`^${name}:[ \\t]*([^\\r\\n]*)`, 'im').exec(text);
+    if (found) headers[name] = found[1]!;
+  }
+  return headerFields(headers);
+}
+
+/**
+ * How deep JSON may nest in a body. A Falco payload nests three levels, a CloudEvent around it
+ * one more, a batch one more; 64 leaves room for any real event. Deeper nesting is refused
+ * before parsing: 400,000 nested arrays (800 KB) would cost the parser hundreds of MB.
+ */
+export const maxJsonDepth = 64;
+
+/** Refuses a body whose brackets, outside JSON strings, nest deeper than `maxJsonDepth`. */
+function checkNesting(body: string): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxJsonDepth) throw new DropError('DROP_INVALID_JSON', `the body nests JSON deeper than ${maxJsonDepth} levels`);
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
 }
 
 function send(reply: FastifyReply, answer: Answer): FastifyReply {
@@ -62,11 +173,26 @@ export function buildApp(options: AppOptions) {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
     return503OnClosing: false,
+    clientErrorHandler: (error: Error, socket: Duplex) => answerClientError(options.logger, error, socket),
   });
   const memory = new RedeliveryMemory<Answer>({
-    ...options.redelivery,
-    isFinalFailure: (error) => error instanceof DropError && !error.retryable,
+    max: options.redelivery.max,
+    ttlMs: options.redelivery.ttlMs,
+    maxBytes: options.redelivery.maxBytes ?? defaultRedeliveryMaxBytes,
+    sizeOf: answerBytes,
   });
+  app.decorate('redelivery', {
+    get size() {
+      return memory.size;
+    },
+    get bytes() {
+      return memory.bytes;
+    },
+    maxBytes: options.redelivery.maxBytes ?? defaultRedeliveryMaxBytes,
+  });
+  const bodies = new BodyBudget(options.bodyBudgetBytes ?? defaultBodyBudgetBytes);
+  // Errors already logged with their event's line, so the error handler does not log them twice.
+  const logged = new WeakSet<object>();
   let closing = false;
 
   // Every body is read as text whatever its Content-Type (or none): 415 would lose the alert.
@@ -82,73 +208,85 @@ export function buildApp(options: AppOptions) {
     if (closing) reply.header('connection', 'close');
   });
 
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    let drop: DropError;
-    if (error instanceof DropError) drop = error;
-    else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') drop = new DropError('DROP_BODY_TOO_LARGE', `the body is larger than ${bodyLimit} bytes`);
-    else if (typeof error.statusCode === 'number' && error.statusCode < 500) drop = new DropError('DROP_NOT_AN_EVENT', error.message);
-    else {
-      request.log.error({ err: error }, 'unexpected failure; answering 500 so the Broker retries');
-      drop = new DropError('DROP_K8S_UNAVAILABLE', 'internal error; retry', { retryAfterSeconds: options.responder.retryAfterSeconds });
+  function toDropError(error: unknown): DropError {
+    if (error instanceof DropError) return error;
+    const fastify = error as FastifyError;
+    if (fastify.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new DropError('DROP_BODY_TOO_LARGE', `the body is larger than ${bodyLimit} bytes`);
+    if (typeof fastify.statusCode === 'number' && fastify.statusCode < 500) return new DropError('DROP_NOT_AN_EVENT', fastify.message);
+    return new DropError('DROP_K8S_UNAVAILABLE', 'internal error; retry', { retryAfterSeconds: options.responder.retryAfterSeconds });
+  }
+
+  /**
+   * The one log line of a refused event, at warn: a retry, a dead-letter (any final 4xx) and a
+   * refused sender all need a look. A bug is logged at error with its stack.
+   */
+  function logRejection(fields: Record<string, unknown>, error: unknown, drop: DropError): void {
+    if (typeof error === 'object' && error !== null) logged.add(error);
+    if (!(error instanceof DropError) && drop.status >= 500) {
+      app.log.error({ ...fields, err: error, code: drop.code, status: drop.status }, 'unexpected failure; answering 503 so the Broker retries');
+      return;
     }
-    // A refused sender may be someone trying to make drop act: as loud as a failure.
-    const level = drop.retryable || drop.status === 401 || drop.status === 403 ? 'warn' : 'info';
-    request.log[level]({ code: drop.code, status: drop.status, details: drop.details }, `rejected: ${drop.message}`);
+    const answer = errorAnswer(drop);
+    app.log.warn({ ...fields, ...answer.log.fields }, answer.log.msg);
+  }
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const drop = toDropError(error);
+    if (!logged.has(error)) logRejection({ ce: headerFields(request.headers), sender: request.sender }, error, drop);
     return send(reply, errorAnswer(drop));
   });
+
+  /** Decides and acts on one alert: the work shared by every copy of its delivery. */
+  async function decide(alert: FalcoAlert, context: EventContext | undefined): Promise<Answer> {
+    let response: Response;
+    try {
+      response = await respond(options.responder, alert, context?.time);
+    } catch (error) {
+      // A refusal that retrying cannot fix is every copy's answer: remembered. Retryable failures are thrown.
+      if (error instanceof DropError && !error.retryable) return errorAnswer(error);
+      throw error;
+    }
+    if (response.decision === 'skip') return { status: 202, headers: {}, body: undefined, log: decisionLog(response, 202) };
+    const data = buildReplyData(response, alert, context);
+    const eventErrors = clipStrings(response.eventErrors);
+    if (response.result === 'failed') {
+      const error = new DropError('DROP_ACTION_FAILED', response.reason, { details: data });
+      return { ...errorAnswer(error), log: decisionLog(response, error.status), eventErrors };
+    }
+    const reply = buildReply(data, options.replySource, `${response.target.namespace}/${response.target.name}`);
+    return { status: 200, headers: reply.headers, body: reply.body, log: decisionLog(response, 200), eventErrors };
+  }
 
   async function answerAlert(event: IncomingEvent, sender: string | undefined): Promise<Answer> {
     const started = performance.now();
     const context = event.context;
     const parsed = parseFalcoAlert(event.data, context?.type);
-    const base = { ce: context ? { id: context.id, source: context.source, type: context.type } : undefined, mode: event.mode, sender };
-    if (typeof parsed === 'string') throw new DropError('DROP_INVALID_ALERT', `the Falco payload is invalid: ${parsed}`);
-    if (parsed === undefined) {
-      if (!context) {
-        throw new DropError('DROP_NOT_AN_EVENT', 'the body is neither a CloudEvent nor a Falco alert (a Falco alert has rule, priority and output_fields)');
+    const base = { ce: context ? eventFields(context) : undefined, mode: event.mode, sender };
+    try {
+      if (typeof parsed === 'string') throw new DropError('DROP_INVALID_ALERT', `the Falco payload is invalid: ${parsed}`);
+      if (parsed === undefined) {
+        if (!context) {
+          throw new DropError('DROP_NOT_AN_EVENT', 'the body is neither a CloudEvent nor a Falco alert (a Falco alert has rule, priority and output_fields)');
+        }
+        app.log.info({ ...base, decision: 'ignore' }, `ignored: a ${clipText(context.type)} event is not a Falco alert`);
+        return { status: 202, headers: {}, body: undefined, log: { msg: 'ignored', fields: {} } };
       }
-      app.log.info({ ...base, decision: 'ignore' }, `ignored: a ${context.type} event is not a Falco alert`);
-      return { status: 202, headers: {}, body: undefined, response: undefined };
-    }
-    const alert = parsed;
-    const { result, replayed } = await memory.once(event.key, async () => {
-      const response = await respond(options.responder, alert, context?.time);
-      if (response.decision === 'skip') return { status: 202, headers: {}, body: undefined, response };
-      const data = buildReplyData(response, alert, context);
-      if (response.result === 'failed') {
-        const error = new DropError('DROP_ACTION_FAILED', response.reason, { details: data });
-        return { ...errorAnswer(error), response };
+      const alert = parsed;
+      const { result, replayed } = await memory.once(event.key, () => decide(alert, context));
+      // The age the guard judged: the alert's own time, else its CloudEvent's.
+      const time = alertTimeMs(alert, context?.time);
+      const fields = { ...base, ...alertFields(alert, time === undefined ? undefined : options.responder.clock.now().getTime() - time) };
+      if (result.eventErrors?.length && !replayed) {
+        app.log.warn({ ...fields, eventErrors: result.eventErrors }, 'could not record Kubernetes Events for what was done');
       }
-      const reply = buildReply(data, options.replySource, `${response.target.namespace}/${response.target.name}`);
-      return { status: 200, headers: reply.headers, body: reply.body, response };
-    });
-    const response = result.response as Response;
-    // The age the guard judged: the alert's own time, else its CloudEvent's (respond refuses an alert with neither).
-    const time = alertTimeMs(alert, context?.time)!;
-    if (response.decision === 'act' && response.eventErrors.length > 0 && !replayed) {
-      app.log.warn({ ...base, eventErrors: response.eventErrors }, 'could not record Kubernetes Events for what was done');
+      const line = { ...fields, ...result.log.fields, replayed, durationMs: Math.round((performance.now() - started) * 1000) / 1000 };
+      // Any answer the Broker will dead-letter (a final 4xx) is a warning.
+      app.log[result.status >= 400 ? 'warn' : 'info'](line, result.log.msg);
+      return result;
+    } catch (error) {
+      logRejection(typeof parsed === 'object' ? { ...base, ...alertFields(parsed, undefined) } : base, error, toDropError(error));
+      throw error;
     }
-    app.log.info(
-      {
-        ...base,
-        rule: alert.rule,
-        priority: alert.priority,
-        source: alert.source,
-        alertAgeMs: options.responder.clock.now().getTime() - time,
-        evtTime: alert.outputFields['evt.time'],
-        target: response.target ? `${response.target.namespace}/${response.target.name}` : undefined,
-        rules: response.rules,
-        decision: response.decision,
-        outcome: response.decision === 'act' ? response.result : 'skipped',
-        dryRun: response.dryRun,
-        actions: response.decision === 'act' ? response.outcomes : [],
-        status: result.status,
-        replayed,
-        durationMs: Math.round((performance.now() - started) * 1000) / 1000,
-      },
-      `${response.decision}: ${response.reason}`,
-    );
-    return result;
   }
 
   app.decorateRequest('sender', undefined);
@@ -160,9 +298,21 @@ export function buildApp(options: AppOptions) {
       }
     : [];
 
-  app.post('/', { onRequest: authenticate }, async (request, reply) => {
+  // A body waits, unread, until it fits in the budget; its bytes come back when its answer is sent
+  // or the connection ends. A declared length over the limit costs nothing: it is refused unread.
+  const admit = async (request: FastifyRequest, reply: FastifyReply) => {
+    // Node has checked a declared length; a chunked body may be as large as allowed.
+    const declared = request.headers['content-length'];
+    const length = declared !== undefined ? Number(declared) : request.headers['transfer-encoding'] ? bodyLimit : 0;
+    const claim = bodies.claim(length > bodyLimit ? 0 : length);
+    reply.raw.once('close', claim.done);
+    await claim.granted;
+  };
+
+  app.post('/', { onRequest: [authenticate, admit].flat() }, async (request, reply) => {
     if (closing) throw new DropError('DROP_SHUTTING_DOWN', 'the service is shutting down; retry', { retryAfterSeconds: 1 });
     const body = typeof request.body === 'string' ? request.body : '';
+    checkNesting(body);
     const events = parseDelivery(request.headers, body);
     // parseDelivery gives one event, or a batch's events (none for an empty batch).
     const [first] = events;
@@ -192,4 +342,28 @@ export function buildApp(options: AppOptions) {
   });
 
   return app;
+}
+
+/**
+ * Answers a request Node refuses before Fastify sees it (headers over Node's limit, bytes that
+ * are not HTTP/1.1, a request that never finished arriving) as drop answers everything else:
+ * a JSON body with a DROP_* code, and `connection: close`, since Node cannot read on.
+ */
+export function answerClientError(log: Logger, error: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex): void {
+  // A connection reset leaves no one to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const drop =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new DropError('DROP_HEADERS_TOO_LARGE', 'the request line and headers are larger than Node accepts (16 KiB)')
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new DropError('DROP_REQUEST_TIMEOUT', 'the request did not arrive in time; retry')
+        : new DropError('DROP_BAD_REQUEST', `the request is not valid HTTP/1.1 (${clipText(error.code ?? error.message)})`);
+  log.warn({ ce: rawHeaderFields(error.rawPacket), code: drop.code, status: drop.status }, `rejected: ${drop.message}`);
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = stringifyJson(drop.toBody());
+  const head = `HTTP/1.1 ${drop.status} ${STATUS_CODES[drop.status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n`;
+  socket.end(head + body, () => socket.destroy());
 }

@@ -19,6 +19,12 @@ export const errorStatus = {
   DROP_FORBIDDEN: 403,
   /** The body exceeds the 1 MiB limit. */
   DROP_BODY_TOO_LARGE: 413,
+  /** Node refused the request before drop saw it: the request line and headers exceed its limit (16 KiB). */
+  DROP_HEADERS_TOO_LARGE: 431,
+  /** Node refused the request before drop saw it: it is not well-formed HTTP/1.1. */
+  DROP_BAD_REQUEST: 400,
+  /** Node gave up waiting for the whole request (its request timeout): retry. */
+  DROP_REQUEST_TIMEOUT: 408,
   /** The Kubernetes API is unreachable, timed out or answered 5xx: retry. */
   DROP_K8S_UNAVAILABLE: 503,
   /** The Kubernetes API throttled us (429): retry. */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { CloudEvent, HTTP } from 'cloudevents';
+import { clipStrings, clipText } from './clip.ts';
 import type { FalcoAlert } from './falco.ts';
 import type { EventContext } from './incoming.ts';
 import { stringifyJson } from './json.ts';
@@ -16,25 +17,31 @@ export interface Reply {
   readonly body: string;
 }
 
-/** The record a reply carries: what was done to which pod, because of which alert, and how it ended. */
+/**
+ * The record a reply carries: what was done to which pod, because of which alert, and how it
+ * ended. Text from the alert and its sender (and reasons that quote it) is clipped to
+ * `maxEchoedChars` and marked, so a hostile alert cannot make the reply, or the answer
+ * remembered for its redeliveries, large.
+ */
 export function buildReplyData(response: ActResponse, alert: FalcoAlert, context: EventContext | undefined): Record<string, unknown> {
   const evtTime = alert.outputFields['evt.time'];
+  const text = (value: string | undefined): string | null => (value === undefined ? null : clipText(value));
   return {
     result: response.result,
     dryRun: response.dryRun,
-    reason: response.reason,
+    reason: clipText(response.reason),
     target: { namespace: response.target.namespace, pod: response.target.name, uid: response.podUid ?? null },
     rules: response.rules,
-    actions: response.outcomes,
+    actions: clipStrings(response.outcomes),
     alert: {
-      rule: alert.rule,
-      priority: alert.priority,
-      source: alert.source,
-      uuid: alert.uuid ?? null,
-      time: alert.time ?? null,
-      evtTime: evtTime ?? null,
-      hostname: alert.hostname ?? null,
-      cloudEvent: context ? { id: context.id, source: context.source, type: context.type } : null,
+      rule: clipText(alert.rule),
+      priority: clipText(alert.priority),
+      source: clipText(alert.source),
+      uuid: text(alert.uuid),
+      time: text(alert.time),
+      evtTime: typeof evtTime === 'string' ? clipText(evtTime) : (evtTime ?? null),
+      hostname: text(alert.hostname),
+      cloudEvent: context ? { id: clipText(context.id), source: clipText(context.source), type: clipText(context.type) } : null,
     },
   };
 }

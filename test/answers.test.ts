@@ -504,3 +504,33 @@ t.test('checks the alert container id against init and ephemeral containers too'
   t.equal((await deliver(drop, falcoPayload({ fields: { 'k8s.pod.name': 'fresh' } }))).statusCode, 202, 'nor a pod with no status yet');
   t.ok(fake.pods.has('default/pending'));
 });
+
+t.test('every refusal is one warning naming its CloudEvent: parsed, else as its headers name it', async (t) => {
+  const { fake, drop } = await setup(t, { timeoutMs: 300 });
+  fake.fail({ method: 'DELETE', path: /pods/, status: 503 });
+  const cases: { id: string; body: string; headers: Record<string, string>; status: number; code: string; type: string }[] = [
+    { id: 'invalid-alert', body: '{"rule":"r","priority":"Notice","output_fields":{"a":{}}}', headers: {}, status: 400, code: 'DROP_INVALID_ALERT', type: 'falco.rule.output.v1' },
+    { id: 'invalid-event', body: falcoPayload(), headers: { 'ce-specversion': '0.3' }, status: 400, code: 'DROP_INVALID_CLOUDEVENT', type: 'falco.rule.output.v1' },
+    { id: 'too-large', body: `{"x":"${'a'.repeat(1024 * 1024)}"}`, headers: {}, status: 413, code: 'DROP_BODY_TOO_LARGE', type: 'falco.rule.output.v1' },
+    { id: 'api-down', body: falcoPayload(), headers: {}, status: 503, code: 'DROP_K8S_UNAVAILABLE', type: 'falco.rule.output.v1' },
+  ];
+  for (const c of cases) {
+    const res = await deliver(drop, c.body, c.id, c.headers);
+    t.equal(res.statusCode, c.status, c.id);
+    const lines = drop.logs.filter((l) => (l.ce as { id?: string } | undefined)?.id === c.id);
+    t.equal(lines.length, 1, `${c.id}: one line`);
+    t.match(lines[0], { level: 40, code: c.code, status: c.status, ce: { id: c.id, source: 'https://falco.org', type: c.type }, msg: /^rejected: / }, c.id);
+  }
+  t.match(drop.logs.find((l) => (l.ce as { id?: string } | undefined)?.id === 'api-down'), { rule: 'Terminal shell in container', priority: 'Notice', mode: 'binary' }, 'a parsed alert is named too');
+});
+
+t.test('a refusal in a batch is logged once, with the event it is about', async (t) => {
+  const { fake, drop } = await setup(t);
+  fake.fail({ method: 'DELETE', path: /pods/, status: 503 });
+  const item = new CloudEvent({ id: 'batch-down', source: 'https://falco.org', type: 'falco.rule.output.v1', datacontenttype: 'application/json', data: JSON.parse(falcoPayload({ fields: { 'evt.time': 1 } })) as object });
+  const res = await drop.app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/cloudevents-batch+json' }, payload: JSON.stringify([item]) });
+  t.equal(res.statusCode, 503);
+  const rejected = drop.logs.filter((l) => /^rejected/.test(String(l.msg)));
+  t.equal(rejected.length, 1);
+  t.match(rejected[0], { level: 40, mode: 'batch', ce: { id: 'batch-down' }, code: 'DROP_K8S_UNAVAILABLE' });
+});

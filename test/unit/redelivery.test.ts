@@ -1,15 +1,12 @@
 import t from 'tap';
-import { RedeliveryMemory } from '../../src/redelivery.ts';
+import { entryOverheadBytes, RedeliveryMemory, stringBytes } from '../../src/redelivery.ts';
 
 class Retryable extends Error {
   override name = 'Retryable';
 }
-class Final extends Error {
-  override name = 'Final';
-}
 
-function memory(max = 100): RedeliveryMemory<string> {
-  return new RedeliveryMemory<string>({ max, ttlMs: 60_000, isFinalFailure: (error) => error instanceof Final });
+function memory(max = 100, maxBytes = 1024 * 1024): RedeliveryMemory<string> {
+  return new RedeliveryMemory<string>({ max, ttlMs: 60_000, maxBytes, sizeOf: stringBytes });
 }
 
 /** A promise settled from outside, and how many times work was started. */
@@ -90,19 +87,18 @@ t.test('concurrent copies of a retryable failure all fail, and a retry runs the 
   t.equal(work.calls(), 2);
 });
 
-t.test('a final failure is remembered and replayed without running the work', async (t) => {
+t.test('a failure is never remembered: the caller turns an answer to replay into an outcome', async (t) => {
   const m = memory();
-  const failure = new Final('RBAC forbids delete');
   const work = counted([
     async () => {
-      throw failure;
+      throw new Error('RBAC forbids delete');
     },
-    async () => 'deleted',
+    async () => 'refused for good',
   ]);
-  await t.rejects(m.once('k', work.work), failure);
-  t.equal(m.size, 1);
-  await t.rejects(m.once('k', work.work), failure);
-  t.equal(work.calls(), 1);
+  await t.rejects(m.once('k', work.work), { message: 'RBAC forbids delete' });
+  t.equal(m.size, 0);
+  t.same(await m.once('k', work.work), { result: 'refused for good', replayed: false });
+  t.same(await m.once('k', work.work), { result: 'refused for good', replayed: true });
 });
 
 t.test('max bounds the memory, forgetting the oldest first', async (t) => {
@@ -129,8 +125,59 @@ t.test('a late retryable failure does not forget a newer delivery of its key', a
 });
 
 t.test('forgets an outcome once its time to live has passed', async (t) => {
-  const m = new RedeliveryMemory<string>({ max: 10, ttlMs: 20, isFinalFailure: () => true });
+  const m = new RedeliveryMemory<string>({ max: 10, ttlMs: 20, maxBytes: 1024, sizeOf: stringBytes });
   await m.once('k', async () => 'first');
   await new Promise((resolve) => setTimeout(resolve, 40));
   t.same(await m.once('k', async () => 'second'), { result: 'second', replayed: false });
+});
+
+t.test('counts each outcome in bytes once its work ends, with its key and bookkeeping', async (t) => {
+  const m = memory();
+  const gate = deferred();
+  const pending = m.once('key', () => gate.promise);
+  t.equal(m.bytes, entryOverheadBytes + 3, 'while the work runs: the key and the entry');
+  gate.resolve('x'.repeat(1000));
+  await pending;
+  t.equal(m.bytes, entryOverheadBytes + 3 + 1000);
+  await m.once('wide', async () => 'é€'.repeat(100));
+  t.equal(m.bytes - (entryOverheadBytes + 1003), entryOverheadBytes + 4 + 400, 'a character outside Latin-1 takes two bytes, as in V8');
+});
+
+t.test('the bytes never pass maxBytes: the least recently used are forgotten, an oversized outcome is not kept', async (t) => {
+  const maxBytes = 64 * 1024;
+  const m = memory(10_000, maxBytes);
+  let most = 0;
+  for (let i = 0; i < 500; i++) {
+    await m.once(`k${i}`, async () => `${i}:${'r'.repeat(900)}`);
+    most = Math.max(most, m.bytes);
+  }
+  t.ok(most <= maxBytes, `at most ${most} bytes over 500 outcomes`);
+  const each = entryOverheadBytes + 4 + 904;
+  t.equal(m.size, Math.floor(maxBytes / each), 'as many as fit');
+  t.same(await m.once('k499', async () => 'again'), { result: `499:${'r'.repeat(900)}`, replayed: true }, 'the newest are replayed');
+  t.same(await m.once('k0', async () => 'again'), { result: 'again', replayed: false }, 'the oldest were forgotten');
+  const huge = await m.once('huge', async () => 'h'.repeat(maxBytes));
+  t.equal(huge.result.length, maxBytes, 'an outcome larger than the whole budget is still answered');
+  t.same(await m.once('huge', async () => 'second'), { result: 'second', replayed: false }, 'but not remembered');
+  t.ok(m.bytes <= maxBytes);
+});
+
+t.test('a key of any length costs a bounded number of bytes', async (t) => {
+  const m = memory();
+  const id = `ce\u0000https://falco.org\u0000${'i'.repeat(512 * 1024)}`;
+  await m.once(id, async () => 'done');
+  t.ok(m.bytes < entryOverheadBytes + 200, `${m.bytes} bytes for a 512 KB key`);
+  t.same(await m.once(id, async () => 'again'), { result: 'done', replayed: true }, 'the same long key is still the same delivery');
+  t.same(await m.once(`${id}x`, async () => 'other'), { result: 'other', replayed: false });
+});
+
+t.test('an outcome forgotten while its work ran is not remembered when it ends', async (t) => {
+  const m = memory(1);
+  const gate = deferred();
+  const first = m.once('a', () => gate.promise);
+  await m.once('b', async () => 'B');
+  gate.resolve('A');
+  t.same(await first, { result: 'A', replayed: false });
+  t.equal(m.size, 1);
+  t.same(await m.once('b', async () => 'new'), { result: 'B', replayed: true });
 });
