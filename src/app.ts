@@ -39,6 +39,9 @@ declare module 'fastify' {
   }
 }
 
+/** A media type with optional parameters (RFC 9110 §8.3.1), as Fastify's content-type parsing accepts one. */
+const mediaTypePattern = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*(;.*)?$/;
+
 /** The largest body accepted; larger is a final 413. */
 export const bodyLimit = 1024 * 1024;
 
@@ -198,6 +201,14 @@ export function buildApp(options: AppOptions) {
   // Every body is read as text whatever its Content-Type (or none): 415 would lose the alert.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  // Fastify refuses a Content-Type that is no media type ("", ";", "garbage") before any parser,
+  // and that refusal would be a final 400 that loses the alert. Such a header says as little as
+  // none at all, so it is dropped and the body is read by its shape.
+  app.addHook('onRequest', (request, _reply, done) => {
+    const type = request.raw.headers['content-type'];
+    if (type !== undefined && !mediaTypePattern.test(type)) delete request.raw.headers['content-type'];
+    done();
+  });
 
   app.addHook('preClose', async () => {
     closing = true;

@@ -206,6 +206,21 @@ t.test('binary mode with a Content-Type that is not JSON, or none, still reads a
   t.equal(text.statusCode, 400, 'text that is no alert, in a falco.rule.output.v1 event, is not a Falco payload');
 });
 
+t.test('binary mode with a Content-Type that is no media type at all reads the Falco alert by its shape, never a 400', async (t) => {
+  const { fake, drop } = await setup(t);
+  const types: [string, string][] = [
+    ['web-1', ''],
+    ['web-2', ';'],
+    ['web-3', 'garbage'],
+    ['web-4', '/json'],
+  ];
+  for (const [pod, contentType] of types) {
+    const res = await send(drop, falcoPayload({ fields: { 'k8s.pod.name': pod, 'container.id': '2d90926af63e' } }), { 'content-type': contentType });
+    t.equal(res.statusCode, 200, JSON.stringify(contentType));
+    t.notOk(fake.pods.has(`default/${pod}`), `${JSON.stringify(contentType)}: the pod is deleted`);
+  }
+});
+
 t.test('CloudEvents conformance: a bad time or encoding is a 400; null attributes are absent', async (t) => {
   const { fake, drop } = await setup(t);
   const local = await send(drop, falcoPayload(), { 'ce-time': '2025-06-12T09:21:07' });
