@@ -167,13 +167,17 @@ function isRecord(value: Json): value is { [key: string]: Json } {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** CloudEvents attribute names: lower-case ASCII letters and digits (core spec §3.1.1). */
+const attributeName = /^[a-z0-9]+$/;
+
 /**
  * The JSON format (§2.2) says a `null` attribute is unset: optional attributes and extensions
  * that are null are dropped (and `data_base64` with them). The required ones stay, so a null id
  * is reported missing; `data` stays, as `null` is a payload of its own.
  */
 function withoutNullAttributes(value: { [key: string]: Json }): { [key: string]: Json } {
-  const kept = (name: string, v: Json) => v !== null || name === 'data' || (coreAttributes as readonly string[]).includes(name);
+  // A member whose name can be no attribute stays, null or not, so validation refuses it.
+  const kept = (name: string, v: Json) => v !== null || name === 'data' || (coreAttributes as readonly string[]).includes(name) || !attributeName.test(name);
   return Object.fromEntries(Object.entries(value).filter(([name, v]) => kept(name, v)));
 }
 

@@ -250,6 +250,10 @@ t.test('CloudEvents conformance: a bad time or encoding is a 400; null attribute
   t.equal(both.statusCode, 400, 'data and data_base64 together');
   t.equal(errorOf(both.body).code, 'DROP_INVALID_CLOUDEVENT');
   t.ok(fake.pods.has('default/web-3'));
+  const badName = await structured({ id: 'bad-name', 'Bad-Name': null }, 'web-4');
+  t.equal(badName.statusCode, 400, 'a member that can be no attribute is invalid, even when null');
+  t.equal(errorOf(badName.body).code, 'DROP_INVALID_CLOUDEVENT');
+  t.ok(fake.pods.has('default/web-4'));
 });
 
 t.test('redeliveries of an alert whose delete keeps failing give back the budget: an unrelated alert still acts', async (t) => {
