@@ -177,8 +177,9 @@ const attributeName = /^[a-z0-9]+$/;
  */
 function withoutNullAttributes(value: { [key: string]: Json }): { [key: string]: Json } {
   // A member whose name can be no attribute stays, null or not, so validation refuses it.
-  const kept = (name: string, v: Json) => v !== null || name === 'data' || (coreAttributes as readonly string[]).includes(name) || !(name === 'data_base64' || attributeName.test(name));
-  return Object.fromEntries(Object.entries(value).filter(([name, v]) => kept(name, v)));
+  const unsettable = (name: string) =>
+    name === 'data_base64' || (name !== 'data' && attributeName.test(name) && !(coreAttributes as readonly string[]).includes(name));
+  return Object.fromEntries(Object.entries(value).filter(([name, v]) => v !== null || !unsettable(name)));
 }
 
 function fromStructured(json: Json, mode: 'structured' | 'batch', where: string): IncomingEvent {
