@@ -139,8 +139,8 @@ export class ClaimStore {
       throw new RangeError(`an outcome is JSON of at most ${maxOutcomeBytes} bytes; got ${text === undefined ? 'no JSON' : `${Buffer.byteLength(text)} bytes`}`);
     }
     const { namespace, retryAfterSeconds, leases } = this.options;
-    const metadata = claim.lease.metadata ?? {};
-    const body: V1Lease = { ...claim.lease, metadata: { ...metadata, annotations: { ...metadata.annotations, [claimAnnotations.outcome]: text } } };
+    const { metadata } = claim.lease;
+    const body: V1Lease = { ...claim.lease, metadata: { ...metadata, annotations: { ...metadata?.annotations, [claimAnnotations.outcome]: text } } };
     const what = `record the outcome of claim ${namespace}/${claim.name}`;
     const replaced = await apiCallOr(what, retryAfterSeconds, [409], () => leases.replaceNamespacedLease({ name: claim.name, namespace, body }));
     if (replaced === 409) return { recorded: false, reason: 'another replica took the claim over (it changed since this replica claimed it)' };
