@@ -130,6 +130,17 @@ t.test('an in-progress claim past working-until with no outcome is resumed by an
   t.match(await b.claims.record(resumed.claim, { status: 200 }), { recorded: true, claim: { name } });
 });
 
+t.test('record() after the claim expired and was swept writes it back expired (a Lease update creates a missing one): the next claim takes it over', async (t) => {
+  const { fake, clock, replica } = await setup(t);
+  const a = replica('drop-a');
+  const won = await a.claims.claim(request({ cooldownSeconds: 10 }));
+  if (!won.won) throw new Error('a should win');
+  clock.advance(20);
+  t.equal(await a.claims.sweep(clock.now()), 1);
+  t.match(await a.claims.record(won.claim, { status: 200 }), { recorded: true });
+  t.match(await replica('drop-b').claims.claim(request({ event: { source: 's', id: 'e-2' } })), { won: true, resumed: false, previous: { holder: 'drop-a', outcome: { status: 200 } } });
+});
+
 t.test('release() deletes only the version held, so the Broker\'s retry wins the next claim', async (t) => {
   const { fake, replica } = await setup(t);
   const a = replica('drop-a');
@@ -187,12 +198,14 @@ t.test('a lost race is re-read and decided again; a storm of them ends in a retr
     const c = replica('drop-c');
     await a.claims.claim(request());
     clock.advance(60);
-    // b's takeover is held until c's has landed; c wins, b must then lose to c's live claim.
-    fake.fail({ method: 'PUT', path: new RegExp(name), delayMs: 0, status: 409, body: statusBody(409, 'the object has been modified', undefined, 'Conflict') });
+    // The first takeover to arrive is refused 409 Conflict, as when another replica updated
+    // first; that replica reads again and finds the other's live claim.
+    fake.fail({ method: 'PUT', path: new RegExp(name), status: 409, body: statusBody(409, 'the object has been modified', undefined, 'Conflict') });
     const [rb, rc] = await Promise.all([b.claims.claim(request({ event: { source: 's', id: 'e-b' } })), c.claims.claim(request({ event: { source: 's', id: 'e-c' } }))]);
     t.equal([rb, rc].filter((r) => r.won).length, 1, 'one takeover won');
     const lost = rb.won ? rc : rb;
-    t.match(lost, { won: false, record: { sameEvent: false } });
+    t.match(lost, { won: false, record: { sameEvent: false, holder: rb.won ? 'drop-b' : 'drop-c' } });
+    t.equal(fake.requests.filter((r) => r.method === 'PUT').length, 2, 'each tried one takeover');
   });
   t.test('conflicts every time: 503 with Retry-After, after the bounded attempts', async (t) => {
     const { fake, replica } = await setup(t, { attempts: 3 });
