@@ -5,6 +5,7 @@ import {
   AppsV1Api,
   AuthenticationV1Api,
   BatchV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   EventsV1Api,
   KubeConfig,
@@ -77,6 +78,8 @@ export interface KubeClient {
   readonly batch: BatchV1Api;
   /** TokenReviews, to check a sender's token when sender authentication is on. */
   readonly authentication: AuthenticationV1Api;
+  /** Leases in drop's own namespace: the state shared across replicas (src/state). */
+  readonly coordination: CoordinationV1Api;
   readonly kubeConfig: KubeConfig;
   close(): void;
 }
@@ -117,6 +120,7 @@ export function createKubeClient(kubeConfig: KubeConfig, options: KubeClientOpti
     apps: new AppsV1Api(configuration),
     batch: new BatchV1Api(configuration),
     authentication: new AuthenticationV1Api(configuration),
+    coordination: new CoordinationV1Api(configuration),
     kubeConfig,
     close: () => void shared?.destroy(),
   };

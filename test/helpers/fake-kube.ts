@@ -272,6 +272,9 @@ const namespacePath = /^\/api\/v1\/namespaces\/([^/]+)$/;
 const collectionPath = /^\/apis\/(apps|batch|networking\.k8s\.io)\/v1\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?$/;
 const eventsPath = /^\/apis\/events\.k8s\.io\/v1\/namespaces\/([^/]+)\/events$/;
 const tokenReviewPath = '/apis/authentication.k8s.io/v1/tokenreviews';
+const leasesPath = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/;
+/** A DNS-1123 subdomain, what the API server requires of a Lease's name. */
+const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /**
  * A service-account token as the API server issues it: a JWT whose claims carry the audiences,
@@ -300,6 +303,8 @@ export class FakeKube {
   readonly tokens = new Map<string, { readonly username: string; readonly audiences: readonly string[] }>();
   /** Events created through events.k8s.io/v1, in order. */
   readonly events: FakeObject[] = [];
+  /** coordination.k8s.io/v1 Leases, by `namespace/name`. */
+  readonly leases = new Map<string, FakeObject>();
   private readonly faults: Fault[] = [];
   private readonly server: http.Server | https.Server;
   private port = 0;
@@ -515,6 +520,7 @@ export class FakeKube {
     if ((m = namespacePath.exec(path))) return this.namespace(request, m[1] as string);
     if ((m = eventsPath.exec(path))) return this.event(request, m[1] as string);
     if (path === tokenReviewPath && request.method === 'POST') return this.tokenReview(request);
+    if ((m = leasesPath.exec(path))) return this.lease(request, m[1] as string, m[2]);
     if ((m = collectionPath.exec(path))) {
       const resource = m[3] as string;
       if (resource in collections && collections[resource as Collection].group === m[1]) {
@@ -522,6 +528,109 @@ export class FakeKube {
       }
     }
     return { status: 404, body: statusBody(404, 'the server could not find the requested resource') };
+  }
+
+  /**
+   * coordination.k8s.io/v1 Leases as kube-apiserver serves them (generic registry store, lease
+   * strategy): create (409 AlreadyExists), get, list by label selector, update (a resourceVersion
+   * is required: AllowUnconditionalUpdate is false; a stale one is 409 Conflict; an update of a
+   * missing Lease creates it: AllowCreateOnUpdate is true), delete with preconditions. MicroTime
+   * fields must have exactly six fraction digits, or the decoder refuses the body (400).
+   */
+  private lease(request: RecordedRequest, namespace: string, name: string | undefined): Answer {
+    const resource = 'leases.coordination.k8s.io';
+    const details = (n: string) => ({ name: n, group: 'coordination.k8s.io', kind: 'leases' });
+    const notFound = (n: string): Answer => ({ status: 404, body: statusBody(404, `${resource} "${n}" not found`, details(n)) });
+    const conflict = (n: string, why: string): Answer => ({ status: 409, body: statusBody(409, `Operation cannot be fulfilled on ${resource} "${n}": ${why}`, details(n)) });
+    const key = (n: string) => `${namespace}/${n}`;
+    if (request.method === 'GET' && name === undefined) return this.listLeases(request, namespace);
+    if (name === undefined && request.method !== 'POST') return { status: 405, body: statusBody(405, `method ${request.method} not allowed`) };
+    if (request.method === 'GET') {
+      const found = this.leases.get(key(name as string));
+      return found ? { status: 200, body: found } : notFound(name as string);
+    }
+    if (request.method === 'DELETE') {
+      const current = this.leases.get(key(name as string));
+      if (!current) return notFound(name as string);
+      const options = (isPlainObject(request.body) ? request.body : {}) as { preconditions?: { uid?: string; resourceVersion?: string } };
+      const wanted = options.preconditions ?? {};
+      if (wanted.uid && wanted.uid !== current.metadata.uid) {
+        return conflict(name as string, `Precondition failed: UID in precondition: ${wanted.uid}, UID in object meta: ${current.metadata.uid}`);
+      }
+      if (wanted.resourceVersion && wanted.resourceVersion !== current.metadata.resourceVersion) {
+        return conflict(name as string, `Precondition failed: ResourceVersion in precondition: ${wanted.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
+      }
+      this.leases.delete(key(name as string));
+      return { status: 200, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { ...details(name as string), uid: current.metadata.uid } } };
+    }
+    if (!['POST', 'PUT'].includes(request.method)) return { status: 405, body: statusBody(405, `method ${request.method} not allowed`) };
+    if (!isPlainObject(request.body)) return { status: 400, body: statusBody(400, 'the body is not a JSON object') };
+    const lease = request.body as unknown as FakeObject & { spec?: Record<string, unknown> };
+    const spec = isPlainObject(lease.spec) ? lease.spec : {};
+    for (const field of ['acquireTime', 'renewTime']) {
+      const value = spec[field];
+      if (value !== undefined && value !== null && !(typeof value === 'string' && microTime.test(value))) {
+        return {
+          status: 400,
+          body: statusBody(400, `Lease in version "v1" cannot be handled as a Lease: parsing time ${JSON.stringify(value)} as "2006-01-02T15:04:05.000000Z07:00": cannot parse`),
+        };
+      }
+    }
+    const metadata = isPlainObject(lease.metadata) ? lease.metadata : ({} as FakeObject['metadata']);
+    if (metadata.namespace !== undefined && metadata.namespace !== namespace) {
+      return { status: 400, body: statusBody(400, 'the namespace of the provided object does not match the namespace sent on the request') };
+    }
+    const objectName = typeof metadata.name === 'string' ? metadata.name : '';
+    if (request.method === 'PUT' && objectName !== name) return { status: 400, body: statusBody(400, 'the name of the object does not match the name on the URL') };
+    const problems: [string, string, string][] = [];
+    if (objectName === '') problems.push(['metadata.name', 'FieldValueRequired', 'Required value: name or generateName is required']);
+    else if (objectName.length > 253 || !dnsSubdomain.test(objectName)) {
+      problems.push(['metadata.name', 'FieldValueInvalid', `Invalid value: "${objectName}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character`]);
+    }
+    const duration = spec.leaseDurationSeconds;
+    if (duration !== undefined && duration !== null && !(typeof duration === 'number' && duration > 0)) {
+      problems.push(['spec.leaseDurationSeconds', 'FieldValueInvalid', `Invalid value: ${JSON.stringify(duration)}: must be greater than 0`]);
+    }
+    const annotationBytes = Object.entries(metadata.annotations ?? {}).reduce((sum, [k, v]) => sum + k.length + String(v).length, 0);
+    if (annotationBytes > 256 * 1024) problems.push(['metadata.annotations', 'FieldValueTooLong', 'Too long: must have at most 262144 bytes']);
+    if (problems.length > 0) return invalid('Lease', 'coordination.k8s.io', objectName, problems);
+    const current = this.leases.get(key(objectName));
+    const stored = (uid: string, created: string): FakeObject => ({
+      ...lease,
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { ...metadata, namespace, uid, resourceVersion: this.nextVersion(), creationTimestamp: created },
+    });
+    if (request.method === 'POST' || !current) {
+      if (current) return { status: 409, body: statusBody(409, `${resource} "${objectName}" already exists`, details(objectName), 'AlreadyExists') };
+      const created = stored(this.nextUid(), new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
+      this.leases.set(key(objectName), created);
+      return { status: 201, body: created };
+    }
+    if (metadata.resourceVersion === undefined || metadata.resourceVersion === '') {
+      return invalid('leases', 'coordination.k8s.io', objectName, [['metadata.resourceVersion', 'FieldValueInvalid', 'Invalid value: 0x0: must be specified for an update']]);
+    }
+    if (metadata.resourceVersion !== current.metadata.resourceVersion) {
+      return conflict(objectName, 'the object has been modified; please apply your changes to the latest version and try again');
+    }
+    const replaced = stored(current.metadata.uid as string, current.metadata.creationTimestamp as string);
+    this.leases.set(key(objectName), replaced);
+    return { status: 200, body: replaced };
+  }
+
+  /** A LeaseList, filtered by an equality label selector (`k=v,k2=v2`). */
+  private listLeases(request: RecordedRequest, namespace: string): Answer {
+    const wanted = (request.query.labelSelector ?? '').split(',').filter((s) => s !== '').map((term) => {
+      const at = term.indexOf('=');
+      return at < 1 ? (['', term] as const) : ([term.slice(0, at), term.slice(at + 1).replace(/^=/, '')] as const);
+    });
+    if (wanted.some(([k]) => k === '')) return { status: 400, body: statusBody(400, `unable to parse requirement: ${request.query.labelSelector}`) };
+    const items = [...this.leases.entries()]
+      .filter(([k]) => k.startsWith(`${namespace}/`))
+      .map(([, lease]) => lease)
+      .filter((lease) => wanted.every(([k, v]) => lease.metadata.labels?.[k] === v))
+      .map(({ apiVersion: _a, kind: _k, ...rest }) => rest);
+    return { status: 200, body: { kind: 'LeaseList', apiVersion: 'coordination.k8s.io/v1', metadata: { resourceVersion: String(this.version) }, items } };
   }
 
   /** The API server's TokenReview: 201 with a status, whether or not the token is good. */
