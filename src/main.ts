@@ -59,7 +59,13 @@ async function main(): Promise<void> {
   else logger.info({ dryRun: false, cluster: found.kubeConfig?.getCurrentCluster()?.server, from: 'from' in found ? found.from : undefined }, 'acting on the cluster');
   logger.info({ policy: policy.origin, rules: policy.rules.map((r) => r.name) }, 'policy loaded');
   if (senderAuth) logger.info({ audience: senderAuth.audience, allowedSenders: senderAuth.allowedSenders }, 'sender authentication on: POST / needs a token for the audience from an allowed sender');
-  else logger.warn({ audience: null }, 'sender authentication off: anyone who can reach this service can make it act (set DROP_AUDIENCE)');
+  else {
+    // release.yaml names the Triggers' OIDC accounts ahead of OIDC being turned on: say they wait for it.
+    logger.warn(
+      { audience: null, allowedSenders: settings.allowedSenders ?? null },
+      `sender authentication off: anyone who can reach this service can make it act (set DROP_AUDIENCE)${settings.allowedSenders ? '; DROP_ALLOWED_SENDERS is unused until then' : ''}`,
+    );
+  }
 
   let stopping = false;
   const stop = (signal: string): void => {

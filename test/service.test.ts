@@ -191,6 +191,17 @@ t.test('without DROP_AUDIENCE the service warns that anyone who reaches it can m
   const service = await start(t, {});
   const warning = service.lines.find((l) => /^sender authentication off/.test(String(l.msg)));
   t.equal(warning?.level, 40);
+  t.notMatch(String(warning?.msg), /DROP_ALLOWED_SENDERS/, 'no word of senders nobody named');
+  t.equal(await stop(service), 0);
+});
+
+t.test("release.yaml's allowed senders without DROP_AUDIENCE: the service starts and says they wait for authentication", async (t) => {
+  const senders = 'system:serviceaccount:falco-drop:drop-critical-oidc-eventing.knative.dev-trigger';
+  const service = await start(t, { DROP_ALLOWED_SENDERS: senders });
+  const warning = service.lines.find((l) => /^sender authentication off/.test(String(l.msg)));
+  t.equal(warning?.level, 40);
+  t.match(String(warning?.msg), /DROP_ALLOWED_SENDERS is unused until then/);
+  t.same(warning?.allowedSenders, [senders]);
   t.equal(await stop(service), 0);
 });
 
