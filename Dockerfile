@@ -27,4 +27,4 @@ EXPOSE 8080
 # The image's entrypoint is node itself, so node is PID 1 and gets SIGTERM directly. The V8 heap
 # is sized to half the container's memory limit (the cgroup limit Node reads through libuv), as
 # package.json's start script runs it (test/runtime.test.ts holds the two the same).
-CMD ["--max-old-space-size-percentage=50", "dist/main.js"]
+CMD ["--max-old-space-size-percentage=50", "--max-semi-space-size=4", "dist/main.js"]

@@ -34,11 +34,16 @@ const baseline = join(process.cwd(), `.bench-baseline-${process.pid}.mjs`);
 await build({ entryPoints: ['src/main.ts'], outfile: baseline, bundle: true, packages: 'external', platform: 'node', format: 'esm', target: 'node24', logLevel: 'warning' });
 
 const env = { PATH: process.env.PATH, HOME: baselineDir, PORT: '0', DROP_HOST: '127.0.0.1', LOG_LEVEL: 'warn', DROP_DRY_RUN: 'true' };
-// Node flags for the service under test. By default the heap the image gets in the shipped pod:
-// its start command takes 50 % of the container's memory limit (256 Mi in config/) for V8's old
-// space, which on this machine (no limit) would be half of the RAM; so 128 MiB is given outright.
-// BENCH_NODE_OPTIONS replaces it, e.g. BENCH_NODE_OPTIONS=--max-old-space-size=64.
-env.NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? '--max-old-space-size=128';
+// Node flags for the service under test: those of the start command (package.json, the same as
+// the image's), with the old space resolved as in the shipped pod. The command takes a share of
+// the container's memory limit (256 Mi in config/); here, where nothing limits the process, that
+// would be a share of the machine's RAM, so the share of 256 Mi is given outright.
+// BENCH_NODE_OPTIONS replaces them, e.g. BENCH_NODE_OPTIONS=--max-old-space-size=64.
+const podLimitMiB = 256;
+const startFlags = JSON.parse(readFileSync('package.json', 'utf8')).scripts.start.split(' ').filter((f) => f.startsWith('--'));
+const podFlags = startFlags.map((f) => f.replace(/^--max-old-space-size-percentage=(\d+)$/, (_, p) => `--max-old-space-size=${Math.floor((podLimitMiB * Number(p)) / 100)}`));
+env.NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? podFlags.join(' ');
+console.log(`service flags: ${env.NODE_OPTIONS}`);
 
 function get(port, path, agent) {
   return new Promise((resolve, reject) => {
