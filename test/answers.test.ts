@@ -5,22 +5,14 @@ import { HTTP, CloudEvent } from 'cloudevents';
 import { parseJson } from '../src/json.ts';
 import { FakeKube, makePod, statusBody } from './helpers/fake-kube.ts';
 import { brokerHeaders, falcoPayload } from './helpers/falco.ts';
-import { createTestApp, lower, type TestApp } from './helpers/app.ts';
+import { createFakeAndApp, createTestApp, lower, type TestApp } from './helpers/app.ts';
 import { sendRaw } from './helpers/http.ts';
 
 const podUid = '5f0a3c2e-9b1d-4e7a-8c6f-2b3d4e5f6a7b';
 const podPath = '/api/v1/namespaces/default/pods/mysql-db-7d59548d75-g9msc';
 
-async function setup(t: Test, options: Parameters<typeof createTestApp>[0] = {}): Promise<{ fake: FakeKube; drop: TestApp }> {
-  const fake = await new FakeKube().start();
-  fake.addNamespace('default');
-  fake.addPod(makePod('default', 'mysql-db-7d59548d75-g9msc', podUid));
-  const drop = await createTestApp({ fake, ...options });
-  t.teardown(async () => {
-    await drop.close();
-    await fake.stop();
-  });
-  return { fake, drop };
+function setup(t: Test, options: Parameters<typeof createTestApp>[0] = {}) {
+  return createFakeAndApp(t, [makePod('default', 'mysql-db-7d59548d75-g9msc', podUid)], options);
 }
 
 /** Writes to pods: every mutation but the Events that record them. */

@@ -1,18 +1,10 @@
 import t, { type Test } from 'tap';
-import { FakeKube, makePod, statusBody } from './helpers/fake-kube.ts';
+import { makePod, statusBody, type FakeKube } from './helpers/fake-kube.ts';
 import { brokerHeaders, falcoPayload, type PayloadOptions } from './helpers/falco.ts';
-import { createTestApp, lower, type TestApp, type TestAppOptions } from './helpers/app.ts';
+import { createFakeAndApp, lower, type TestApp, type TestAppOptions } from './helpers/app.ts';
 
-async function setup(t: Test, options: TestAppOptions = {}): Promise<{ fake: FakeKube; drop: TestApp }> {
-  const fake = await new FakeKube().start();
-  fake.addNamespace('default');
-  for (const name of ['web-1', 'web-2', 'web-3']) fake.addPod(makePod('default', name, `uid-${name}`));
-  const drop = await createTestApp({ fake, ...options });
-  t.teardown(async () => {
-    await drop.close();
-    await fake.stop();
-  });
-  return { fake, drop };
+function setup(t: Test, options: TestAppOptions = {}) {
+  return createFakeAndApp(t, ['web-1', 'web-2', 'web-3'].map((name) => makePod('default', name, `uid-${name}`)), options);
 }
 
 let ids = 0;

@@ -4,23 +4,15 @@
  * on (2xx done, 400 dead-lettered, 429/503 retried) and what reached the API.
  */
 import t, { type Test } from 'tap';
-import { FakeKube, makePod, type FakePod } from './helpers/fake-kube.ts';
+import { makePod, type FakeKube, type FakePod } from './helpers/fake-kube.ts';
 import { brokerHeaders, falcoPayload, type PayloadOptions } from './helpers/falco.ts';
-import { createTestApp, lower, type TestApp, type TestAppOptions } from './helpers/app.ts';
+import { createFakeAndApp, lower, type TestApp, type TestAppOptions } from './helpers/app.ts';
 
 const killAll = 'rules:\n  - name: kill\n    match: {}\n    actions: [{action: delete}]\n';
 
-async function setup(t: Test, options: TestAppOptions = {}, pods: FakePod[] = []): Promise<{ fake: FakeKube; drop: TestApp }> {
-  const fake = await new FakeKube().start();
-  fake.addNamespace('default');
-  for (const name of ['web-1', 'web-2', 'web-3', 'web-4']) fake.addPod(makePod('default', name, `uid-${name}`));
-  for (const pod of pods) fake.addPod(pod);
-  const drop = await createTestApp({ fake, ...options });
-  t.teardown(async () => {
-    await drop.close();
-    await fake.stop();
-  });
-  return { fake, drop };
+function setup(t: Test, options: TestAppOptions = {}, pods: FakePod[] = []) {
+  const web = ['web-1', 'web-2', 'web-3', 'web-4'].map((name) => makePod('default', name, `uid-${name}`));
+  return createFakeAndApp(t, [...web, ...pods], options);
 }
 
 let ids = 0;

@@ -6,7 +6,8 @@ import { createKubeClient, tokenReviewer, type KubeClient } from '../../src/kube
 import { parsePolicy, loadPolicy, type Policy } from '../../src/policy.ts';
 import { Cooldowns, DestructiveBudget } from '../../src/guards.ts';
 import { buildProtectedNamespaces } from '../../src/protection.ts';
-import type { FakeKube } from './fake-kube.ts';
+import type { Test } from 'tap';
+import { FakeKube, type FakePod } from './fake-kube.ts';
 
 export interface TestAppOptions {
   /** A running fake API server; without one the app runs in dry-run with no cluster. */
@@ -89,4 +90,20 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
 /** Lower-cases header names, as Node delivers them. */
 export function lower(headers: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+}
+
+/**
+ * A fake API server holding namespace `default` and `pods`, and the app pointed at it (as
+ * createTestApp builds it); both stop when the test ends.
+ */
+export async function createFakeAndApp(t: Test, pods: readonly FakePod[], options: TestAppOptions = {}): Promise<{ fake: FakeKube; drop: TestApp }> {
+  const fake = await new FakeKube().start();
+  fake.addNamespace('default');
+  for (const pod of pods) fake.addPod(pod);
+  const drop = await createTestApp({ fake, ...options });
+  t.teardown(async () => {
+    await drop.close();
+    await fake.stop();
+  });
+  return { fake, drop };
 }

@@ -43,7 +43,12 @@ export async function sendRaw(port: number, bytes: Buffer): Promise<RawResponse>
     socket.on('close', () => resolve());
     socket.on('error', reject);
   });
-  const response = Buffer.concat(chunks).toString('utf8');
+  return parseResponse(Buffer.concat(chunks));
+}
+
+/** One HTTP/1.1 response as read off the wire: status, headers (names lower-cased), body. */
+export function parseResponse(bytes: Buffer): RawResponse {
+  const response = bytes.toString('utf8');
   const split = response.indexOf('\r\n\r\n');
   const [statusLine, ...lines] = response.slice(0, split).split('\r\n');
   const headers: Record<string, string> = {};
@@ -51,7 +56,7 @@ export async function sendRaw(port: number, bytes: Buffer): Promise<RawResponse>
     const colon = line.indexOf(':');
     headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
   }
-  return { status: Number((statusLine as string).split(' ')[1]), headers, body: response.slice(split + 4) };
+  return { status: Number((statusLine ?? '').split(' ')[1]), headers, body: response.slice(split + 4) };
 }
 
 /** A time as Go's RFC 3339 (nano) formatting writes it: trailing zeros of the fraction trimmed. */

@@ -1,11 +1,7 @@
 import net from 'node:net';
+import { parseResponse, type RawResponse } from './http.ts';
 
-export interface Exchange {
-  readonly status: number;
-  /** Header names lower-cased. */
-  readonly headers: Record<string, string>;
-  readonly body: string;
-}
+export type Exchange = RawResponse;
 
 /**
  * Writes exactly `bytes` (no header added, unlike sendRaw) and reads until the server closes
@@ -19,13 +15,5 @@ export async function exchange(port: number, bytes: Buffer | string): Promise<Ex
   socket.on('error', () => {});
   socket.write(bytes);
   await new Promise<void>((resolve) => socket.on('close', () => resolve()));
-  const response = Buffer.concat(chunks).toString('utf8');
-  const split = response.indexOf('\r\n\r\n');
-  const [statusLine, ...lines] = response.slice(0, split).split('\r\n');
-  const headers: Record<string, string> = {};
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
-  }
-  return { status: Number((statusLine ?? '').split(' ')[1]), headers, body: response.slice(split + 4) };
+  return parseResponse(Buffer.concat(chunks));
 }
