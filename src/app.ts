@@ -178,12 +178,8 @@ export function buildApp(options: AppOptions) {
     return503OnClosing: false,
     clientErrorHandler: (error: Error, socket: Duplex) => answerClientError(options.logger, error, socket),
   });
-  const memory = new RedeliveryMemory<Answer>({
-    max: options.redelivery.max,
-    ttlMs: options.redelivery.ttlMs,
-    maxBytes: options.redelivery.maxBytes ?? defaultRedeliveryMaxBytes,
-    sizeOf: answerBytes,
-  });
+  const maxBytes = options.redelivery.maxBytes ?? defaultRedeliveryMaxBytes;
+  const memory = new RedeliveryMemory<Answer>({ max: options.redelivery.max, ttlMs: options.redelivery.ttlMs, maxBytes, sizeOf: answerBytes });
   app.decorate('redelivery', {
     get size() {
       return memory.size;
@@ -191,11 +187,12 @@ export function buildApp(options: AppOptions) {
     get bytes() {
       return memory.bytes;
     },
-    maxBytes: options.redelivery.maxBytes ?? defaultRedeliveryMaxBytes,
+    maxBytes,
   });
   const bodies = new BodyBudget(options.bodyBudgetBytes ?? defaultBodyBudgetBytes);
-  // Errors already logged with their event's line, so the error handler does not log them twice.
-  const logged = new WeakSet<object>();
+  // Errors already logged with their event's line, and the answer built for them then: the error
+  // handler sends it without logging or building it a second time.
+  const answered = new WeakMap<object, Answer>();
   let closing = false;
 
   // Every body is read as text whatever its Content-Type (or none): 415 would lose the alert.
@@ -231,20 +228,21 @@ export function buildApp(options: AppOptions) {
    * The one log line of a refused event, at warn: a retry, a dead-letter (any final 4xx) and a
    * refused sender all need a look. A bug is logged at error with its stack.
    */
-  function logRejection(fields: Record<string, unknown>, error: unknown, drop: DropError): void {
-    if (typeof error === 'object' && error !== null) logged.add(error);
+  function logRejection(fields: Record<string, unknown>, error: unknown): Answer {
+    const drop = toDropError(error);
+    const answer = errorAnswer(drop);
+    if (typeof error === 'object' && error !== null) answered.set(error, answer);
     if (!(error instanceof DropError) && drop.status >= 500) {
       app.log.error({ ...fields, err: error, code: drop.code, status: drop.status }, 'unexpected failure; answering 503 so the Broker retries');
-      return;
+    } else {
+      app.log.warn({ ...fields, ...answer.log.fields }, answer.log.msg);
     }
-    const answer = errorAnswer(drop);
-    app.log.warn({ ...fields, ...answer.log.fields }, answer.log.msg);
+    return answer;
   }
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const drop = toDropError(error);
-    if (!logged.has(error)) logRejection({ ce: headerFields(request.headers), sender: request.sender }, error, drop);
-    return send(reply, errorAnswer(drop));
+    const answer = answered.get(error) ?? logRejection({ ce: headerFields(request.headers), sender: request.sender }, error);
+    return send(reply, answer);
   });
 
   /** Decides and acts on one alert: the work shared by every copy of its delivery. */
@@ -295,7 +293,7 @@ export function buildApp(options: AppOptions) {
       app.log[result.status >= 400 ? 'warn' : 'info'](line, result.log.msg);
       return result;
     } catch (error) {
-      logRejection(typeof parsed === 'object' ? { ...base, ...alertFields(parsed, undefined) } : base, error, toDropError(error));
+      logRejection(typeof parsed === 'object' ? { ...base, ...alertFields(parsed, undefined) } : base, error);
       throw error;
     }
   }

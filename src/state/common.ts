@@ -44,12 +44,8 @@ export function timeMs(value: unknown): number {
 }
 
 /** Runs one API call; a failure becomes a DropError (retryable or final), never swallowed. */
-export async function apiCall<T>(what: string, retryAfterSeconds: number, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    throw kubeFailure(error, what, retryAfterSeconds);
-  }
+export function apiCall<T>(what: string, retryAfterSeconds: number, call: () => Promise<T>): Promise<T> {
+  return apiCallOr<T, never>(what, retryAfterSeconds, [], call);
 }
 
 /** Runs one API call whose 404 and/or 409 the caller handles: those come back as the status code. */
