@@ -10,7 +10,7 @@ import { alertTimeMs, parseFalcoAlert, type FalcoAlert } from './falco.ts';
 import { parseDelivery, type EventContext, type Headers, type IncomingEvent } from './incoming.ts';
 import { stringifyJson } from './json.ts';
 import { defaultRedeliveryMaxBytes, RedeliveryMemory, stringBytes } from './redelivery.ts';
-import { buildReply, buildReplyData } from './reply.ts';
+import { buildReply, buildReplyData, replyId } from './reply.ts';
 import { respond, type Response, type ResponderOptions } from './responder.ts';
 
 export interface AppOptions {
@@ -70,6 +70,8 @@ interface Answer {
   readonly log: AnswerLog;
   /** Kubernetes Events that could not be recorded (logged for the first delivery only). */
   readonly eventErrors?: readonly string[];
+  /** Outcomes that could not be recorded on their claims (logged for the first delivery only). */
+  readonly stateErrors?: readonly string[];
 }
 
 /** The bytes an answer takes, counted against the redelivery memory's bound. */
@@ -96,6 +98,8 @@ function decisionLog(response: Response, status: number): AnswerLog {
       outcome: response.decision === 'act' ? response.result : 'skipped',
       dryRun: response.dryRun,
       actions: response.decision === 'act' ? clipStrings(response.outcomes) : [],
+      // Rules answered from the record of the replica that acted on this same event.
+      ...(response.decision === 'act' && response.recorded.length > 0 ? { fromRecord: response.recorded } : {}),
       status,
     },
   };
@@ -246,10 +250,13 @@ export function buildApp(options: AppOptions) {
   });
 
   /** Decides and acts on one alert: the work shared by every copy of its delivery. */
-  async function decide(alert: FalcoAlert, context: EventContext | undefined): Promise<Answer> {
+  async function decide(alert: FalcoAlert, event: IncomingEvent): Promise<Answer> {
+    const context = event.context;
     let response: Response;
     try {
-      response = await respond(options.responder, alert, context?.time);
+      // A plain payload has no CloudEvent: its claims name it by the hash of its body.
+      const ref = context ? { source: context.source, id: context.id } : { source: '', id: event.key };
+      response = await respond(options.responder, alert, { time: context?.time, event: ref });
     } catch (error) {
       // A refusal that retrying cannot fix is every copy's answer: remembered. Retryable failures are thrown.
       if (error instanceof DropError && !error.retryable) return errorAnswer(error);
@@ -257,13 +264,15 @@ export function buildApp(options: AppOptions) {
     }
     if (response.decision === 'skip') return { status: 202, headers: {}, body: undefined, log: decisionLog(response, 202) };
     const data = buildReplyData(response, alert, context);
-    const eventErrors = clipStrings(response.eventErrors);
+    const problems = { eventErrors: clipStrings(response.eventErrors), stateErrors: clipStrings(response.stateErrors) };
     if (response.result === 'failed') {
       const error = new DropError('DROP_ACTION_FAILED', response.reason, { details: data });
-      return { ...errorAnswer(error), log: decisionLog(response, error.status), eventErrors };
+      return { ...errorAnswer(error), log: decisionLog(response, error.status), ...problems };
     }
-    const reply = buildReply(data, options.replySource, `${response.target.namespace}/${response.target.name}`);
-    return { status: 200, headers: reply.headers, body: reply.body, log: decisionLog(response, 200), eventErrors };
+    // The reply's id follows from the alert's, so the copies of one alert answered by different
+    // replicas reply with one event (same source and id), which consumers see as one.
+    const reply = buildReply(data, options.replySource, `${response.target.namespace}/${response.target.name}`, replyId(event.key));
+    return { status: 200, headers: reply.headers, body: reply.body, log: decisionLog(response, 200), ...problems };
   }
 
   async function answerAlert(event: IncomingEvent, sender: string | undefined): Promise<Answer> {
@@ -281,12 +290,18 @@ export function buildApp(options: AppOptions) {
         return { status: 202, headers: {}, body: undefined, log: { msg: 'ignored', fields: {} } };
       }
       const alert = parsed;
-      const { result, replayed } = await memory.once(event.key, () => decide(alert, context));
+      const { result, replayed } = await memory.once(event.key, () => decide(alert, event));
       // The age the guard judged: the alert's own time, else its CloudEvent's.
       const time = alertTimeMs(alert, context?.time);
       const fields = { ...base, ...alertFields(alert, time === undefined ? undefined : options.responder.clock.now().getTime() - time) };
       if (result.eventErrors?.length && !replayed) {
         app.log.warn({ ...fields, eventErrors: result.eventErrors }, 'could not record Kubernetes Events for what was done');
+      }
+      if (result.stateErrors?.length && !replayed) {
+        app.log.warn(
+          { ...fields, stateErrors: result.stateErrors },
+          'could not record the outcome on its claim: the cooldown holds, but a copy of this event at another replica may act again once the claim\'s working time is over',
+        );
       }
       const line = { ...fields, ...result.log.fields, replayed, durationMs: Math.round((performance.now() - started) * 1000) / 1000 };
       // Any answer the Broker will dead-letter (a final 4xx) is a warning.
@@ -358,7 +373,7 @@ export function buildApp(options: AppOptions) {
  * are not HTTP/1.1, a request that never finished arriving) as drop answers everything else:
  * a JSON body with a DROP_* code, and `connection: close`, since Node cannot read on.
  */
-export function answerClientError(log: Logger, error: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex): void {
+export function answerClientError(log: Logger, error: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex, lingerMs = defaultLingerMs): void {
   // A connection reset leaves no one to answer.
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const drop =
@@ -374,5 +389,15 @@ export function answerClientError(log: Logger, error: Error & { code?: string; r
   }
   const body = stringifyJson(drop.toBody());
   const head = `HTTP/1.1 ${drop.status} ${STATUS_CODES[drop.status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n`;
-  socket.end(head + body, () => socket.destroy());
+  // A lingering close: what the client is still sending (the rest of a large body) is read and
+  // dropped until it closes, at most `lingerMs`. Closing with its bytes unread would make the
+  // kernel reset the connection, and a reset can destroy the answer before the client reads it.
+  socket.end(head + body);
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), lingerMs);
+  socket.once('end', () => socket.destroy());
+  socket.once('close', () => clearTimeout(timer));
 }
+
+/** How long a connection refused by Node is read and drained, at most, before it is closed. */
+export const defaultLingerMs = 2000;

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import type { ActionOutcome } from './actions/action.ts';
 import { alertTimeMs, noAlertTime, parseFalcoAlert, type FalcoAlert } from './falco.ts';
 import { Cooldowns, DestructiveBudget } from './guards.ts';
+import { MemorySafety } from './safety.ts';
 import { parseDelivery } from './incoming.ts';
 import { parseJson, type Json } from './json.ts';
 import { evaluateRules, loadPolicy, type Policy, type PolicyError } from './policy.ts';
@@ -146,11 +147,10 @@ async function checkAlert(file: string, alert: FalcoAlert, eventTime: string | u
       gracePeriodSeconds: defaults.gracePeriodSeconds,
       retryAfterSeconds: defaults.retryAfterSeconds,
       clock,
-      cooldowns: new Cooldowns(clock),
-      budget: new DestructiveBudget(clock, options.policy.guards.destructivePerMinute),
+      safety: new MemorySafety(new Cooldowns(clock), new DestructiveBudget(clock, options.policy.guards.destructivePerMinute)),
     },
     alert,
-    eventTime,
+    { time: eventTime, event: { source: 'falco-drop check', id: file } },
   );
   const selection = selectTarget(alert);
   return {

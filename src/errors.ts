@@ -33,6 +33,8 @@ export const errorStatus = {
   DROP_K8S_REJECTED: 422,
   /** The service-wide budget of destructive actions per minute is spent: retry later. */
   DROP_BUDGET_EXCEEDED: 429,
+  /** The same event is being responded to by another replica right now: retry for its outcome. */
+  DROP_IN_PROGRESS: 503,
   /** An action failed in a way retrying cannot fix; the outcomes say which and why. */
   DROP_ACTION_FAILED: 422,
   /** The service is shutting down and takes no new work: retry elsewhere. */

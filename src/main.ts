@@ -9,8 +9,8 @@ import { buildApp } from './app.ts';
 import { SenderAuth } from './auth.ts';
 import { findKubeConfig, createKubeClient, serviceAccountDir, tokenReviewer } from './kube.ts';
 import { loadPolicy } from './policy.ts';
-import { Cooldowns, DestructiveBudget } from './guards.ts';
 import { buildProtectedNamespaces } from './protection.ts';
+import { createSafety, scheduleSweeps, ClusterSafety } from './safety.ts';
 import { parseSettings } from './settings.ts';
 
 async function main(): Promise<void> {
@@ -36,6 +36,19 @@ async function main(): Promise<void> {
         })
       : undefined;
 
+  const dryRun = dryRunReason !== undefined;
+  // Where the claims and the budget live: drop's namespace; run outside a pod without
+  // DROP_NAMESPACE, the kubeconfig context's namespace, as kubectl would pick it.
+  const stateNamespace = namespace ?? found.kubeConfig?.getContextObject(found.kubeConfig.getCurrentContext())?.namespace ?? 'default';
+  const safety = createSafety({
+    kube,
+    dryRun,
+    namespace: stateNamespace,
+    identity: settings.identity,
+    clock,
+    retryAfterSeconds: settings.retryAfterSeconds,
+    destructivePerMinute: policy.guards.destructivePerMinute,
+  });
   const app = buildApp({
     logger,
     replySource: `/falco-drop/${namespace ?? 'local'}/${settings.service}`,
@@ -45,19 +58,24 @@ async function main(): Promise<void> {
     responder: {
       policy,
       kube,
-      dryRun: dryRunReason !== undefined,
+      dryRun,
       protectedNamespaces: buildProtectedNamespaces(policy.protectedNamespaces, namespace),
       gracePeriodSeconds: settings.gracePeriodSeconds,
       retryAfterSeconds: settings.retryAfterSeconds,
       clock,
-      cooldowns: new Cooldowns(clock),
-      budget: new DestructiveBudget(clock, policy.guards.destructivePerMinute),
+      safety,
     },
   });
 
   if (dryRunReason) logger.warn({ dryRun: true, reason: dryRunReason }, `DRY-RUN: nothing will be changed in any cluster (${dryRunReason})`);
   else logger.info({ dryRun: false, cluster: found.kubeConfig?.getCurrentCluster()?.server, from: 'from' in found ? found.from : undefined }, 'acting on the cluster');
   logger.info({ policy: policy.origin, rules: policy.rules.map((r) => r.name) }, 'policy loaded');
+  const stopSweeps = safety instanceof ClusterSafety ? scheduleSweeps(safety, logger) : () => {};
+  if (safety instanceof ClusterSafety) {
+    logger.info({ state: 'cluster', namespace: stateNamespace, identity: settings.identity }, `claims and the destructive budget live in Leases in namespace ${stateNamespace}, shared by every replica`);
+  } else {
+    logger.info({ state: 'memory' }, 'dry-run: claims and the destructive budget live in this process\'s memory, not in the cluster');
+  }
   if (senderAuth) logger.info({ audience: senderAuth.audience, allowedSenders: senderAuth.allowedSenders }, 'sender authentication on: POST / needs a token for the audience from an allowed sender');
   else {
     // release.yaml names the Triggers' OIDC accounts ahead of OIDC being turned on: say they wait for it.
@@ -72,6 +90,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping: finishing requests in flight');
+    stopSweeps();
     app.close().then(
       () => {
         kube?.close();

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { CloudEvent, HTTP } from 'cloudevents';
 import { clipStrings, clipText } from './clip.ts';
 import type { FalcoAlert } from './falco.ts';
@@ -47,12 +47,22 @@ export function buildReplyData(response: ActResponse, alert: FalcoAlert, context
 }
 
 /**
+ * The id of the reply to the alert delivered as `key` (its source and id, or its body's hash):
+ * a UUID-shaped SHA-256 of it. Every replica answering a copy of one alert replies with the same
+ * id, so the Broker's consumers see one reply event, as CloudEvents' source + id promise.
+ */
+export function replyId(key: string): string {
+  const hex = createHash('sha256').update(key).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
  * A binary-mode CloudEvent reply. The SDK builds and validates the headers; the body is written
  * with lossless JSON so `evt.time` (above 2^53) keeps every digit.
  */
-export function buildReply(data: Record<string, unknown>, source: string, subject: string): Reply {
+export function buildReply(data: Record<string, unknown>, source: string, subject: string, id: string): Reply {
   const event = new CloudEvent({
-    id: randomUUID(),
+    id,
     type: replyType,
     source,
     subject,

@@ -7,7 +7,9 @@ import { checkAlertTime, type FalcoAlert } from './falco.ts';
 import { isApiStatus, kubeFailure, type KubeClient } from './kube.ts';
 import { selectRules, type Policy, type ResponseRule } from './policy.ts';
 import { selectTarget, type PodTarget } from './target.ts';
-import { optOutKey, optedOut, type Clock, type Cooldowns, type DestructiveBudget } from './guards.ts';
+import { optOutKey, optedOut, type Clock } from './guards.ts';
+import type { RecordedOutcome, RuleClaim, SafetyState } from './safety.ts';
+import type { EventRef } from './state/claims.ts';
 
 export interface ResponderOptions {
   readonly policy: Policy;
@@ -19,9 +21,11 @@ export interface ResponderOptions {
   readonly gracePeriodSeconds: number;
   readonly retryAfterSeconds: number;
   readonly clock: Clock;
-  /** Per (rule, pod) cooldowns and the destructive budget: state shared by every request. */
-  readonly cooldowns: Cooldowns;
-  readonly budget: DestructiveBudget;
+  /**
+   * The claims per (rule, pod) that carry the cooldowns, and the destructive budget: in the
+   * cluster's API when acting (shared by every replica), in memory under the global dry-run.
+   */
+  readonly safety: SafetyState;
 }
 
 interface ResponseCommon {
@@ -46,6 +50,13 @@ export interface ActResponse extends ResponseCommon {
   readonly outcomes: readonly ActionOutcome[];
   /** Kubernetes Events that could not be recorded (the response stands; the log says why). */
   readonly eventErrors: readonly string[];
+  /** Outcomes that could not be recorded on their claims (the response stands; the log says why). */
+  readonly stateErrors: readonly string[];
+  /**
+   * Response rules answered from their claim's record rather than acted on here: the same event
+   * was responded to already, by this replica or another (`holder`).
+   */
+  readonly recorded: readonly { readonly rule: string; readonly holder: string }[];
   /** done, dry-run, failed (an action failed for good), or skipped (every action skipped). */
   readonly result: 'done' | 'dry-run' | 'failed' | 'skipped';
 }
@@ -140,11 +151,15 @@ async function checkPod(options: ResponderOptions, kube: KubeClient, target: Pod
  * further ahead of the clock than skew explains, makes the alert invalid (thrown, a final 400).
  * Then the order, each step able to end it with a reason: matching response rules (file order);
  * the target pod; the protected namespaces; the alert's age; the live pod (gone, not the same
- * pod, created after the alert, opted out, its namespace opted out); each rule's cooldown for
- * this pod; the destructive budget (429, retried); then each rule's actions in order. Outcomes
- * are values; only a failure the Broker should retry is thrown.
+ * pod, created after the alert, opted out, its namespace opted out); each rule's claim on this
+ * pod (src/safety.ts: won, act; the same event already answered, its record; the same event in
+ * progress elsewhere, 503; another event, the cooldown); the destructive budget (429, retried);
+ * then each won rule's actions in order, its outcome recorded on its claim. Outcomes are
+ * values; only a failure the Broker should retry is thrown.
  */
-export async function respond(options: ResponderOptions, alert: FalcoAlert, eventTime?: string): Promise<Response> {
+export async function respond(options: ResponderOptions, alert: FalcoAlert, delivery: { readonly time?: string; readonly event: EventRef }): Promise<Response> {
+  const eventTime = delivery.time;
+  const event = delivery.event;
   const time = checkAlertTime(alert, eventTime, options.clock.now());
   if (typeof time === 'string') throw new DropError('DROP_INVALID_ALERT', `the Falco payload is invalid: ${time}`);
   const selection = selectTarget(alert);
@@ -167,44 +182,107 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, even
     pod = checked;
   }
 
-  const podKey = pod?.metadata?.uid ?? `${target.namespace}/${target.name}`;
-  const cooling = rules.map((rule) => ({ rule, remaining: options.cooldowns.remaining(rule.name, podKey) }));
-  const due = cooling.filter((c) => c.remaining === 0).map((c) => c.rule);
-  if (due.length === 0) {
-    const waits = cooling.map((c) => `${c.rule.name} ${c.remaining} s`).join(', ');
+  // The claims are keyed by the UID read from the API: a replacement pod with the same name is
+  // another pod. Without a cluster (dry-run), by the alert's UID, else its namespace and name.
+  const claimed = { namespace: target.namespace, name: target.name, uid: pod?.metadata?.uid ?? target.uid ?? `${target.namespace}/${target.name}` };
+  const claims = await claimRules(options, rules, claimed, event);
+  const won = claims.filter((c) => c.state === 'won');
+  const done = claims.filter((c) => c.state === 'done');
+  if (won.length === 0 && done.length === 0) {
+    const waits = claims.map((c) => `${c.rule.name} ${c.state === 'cooling' ? c.remainingSeconds : 0} s`).join(', ');
     return skip(`cooldown: already responded to pod ${target.namespace}/${target.name} (${waits} left)`, target, rules, dryRun);
   }
-  const destructive = due
-    .filter((rule) => !(options.dryRun || rule.dryRun))
-    .reduce((n, rule) => n + rule.actions.filter((step) => actionModules.get(step.action)!.destructive).length, 0);
-  const granted = options.budget.take(destructive);
+  const destructive = won
+    .filter((c) => !(options.dryRun || c.rule.dryRun))
+    .reduce((n, c) => n + c.rule.actions.filter((step) => actionModules.get(step.action)!.destructive).length, 0);
+  const granted = await takeBudget(options, destructive, won);
   if (!granted.ok) {
     throw new DropError('DROP_BUDGET_EXCEEDED', `the budget of ${options.policy.guards.destructivePerMinute} destructive actions per minute is spent; retry later`, {
       retryAfterSeconds: granted.retryAfterSeconds,
-      details: { target: `${target.namespace}/${target.name}`, rules: due.map((r) => r.name) },
+      details: { target: `${target.namespace}/${target.name}`, rules: won.map((c) => c.rule.name) },
     });
   }
 
-  // The cooldowns start now, before the first await: alerts about this pod that arrive while
-  // these actions run are skipped instead of acting on it again. A rule whose actions end in
-  // a retryable failure gets its cooldown back, so the Broker's retry can act; and the budget
-  // gets back the slots of the destructive actions that did not happen, so that redeliveries
-  // of one alert the API keeps failing do not spend it for every other alert.
-  for (const rule of due) options.cooldowns.start(rule.name, podKey, rule.cooldownSeconds);
+  // The claims hold from before the first action: alerts about this pod that arrive while these
+  // actions run are skipped (cooldown) or, for this same event, told to retry for the outcome.
+  // Each rule's outcome is recorded on its claim once its actions end; a rule whose actions end
+  // in a retryable failure gets its claim released, so the Broker's retry can act; and the
+  // budget gets back the slots of the destructive actions that did not happen, so that
+  // redeliveries of one alert the API keeps failing do not spend it for every other alert.
   const outcomes: ActionOutcome[] = [];
+  const byRule = new Map<string, readonly ActionOutcome[]>();
   const eventErrors: string[] = [];
+  const stateErrors: string[] = [];
+  const finish = async (claim: Extract<RuleClaim, { state: 'won' }>, from: number): Promise<void> => {
+    const recorded: RecordedOutcome = { outcomes: outcomes.slice(from) };
+    byRule.set(claim.rule.name, recorded.outcomes);
+    const problem = await claim.finish(recorded);
+    if (problem) stateErrors.push(`${claim.rule.name}: ${problem}`);
+  };
   let current = 0;
   try {
-    for (; current < due.length; current++) await runRule(options, due[current]!, { target, pod, alert }, outcomes, eventErrors);
+    for (; current < won.length; current++) {
+      const from = outcomes.length;
+      await runRule(options, won[current]!.rule, { target, pod, alert }, outcomes, eventErrors);
+      await finish(won[current]!, from);
+    }
   } catch (error) {
-    for (const rule of due.slice(current)) options.cooldowns.cancel(rule.name, podKey);
-    const done = outcomes.filter((o) => o.status === 'done' && actionModules.get(o.action)!.destructive).length;
-    granted.giveBack(destructive - done);
+    await Promise.all(won.slice(current).map((c) => c.release()));
+    const spent = outcomes.filter((o) => o.status === 'done' && actionModules.get(o.action)!.destructive).length;
+    await granted.giveBack(destructive - spent).catch(() => undefined);
     throw error;
   }
-  const result = resultOf(outcomes);
-  const reason = outcomes.map((o) => o.reason).join('; ');
-  return { decision: 'act', reason, target, podUid: pod?.metadata?.uid ?? target.uid, rules: due.map((r) => r.name), dryRun, outcomes, eventErrors, result };
+  for (const c of done) byRule.set(c.rule.name, c.outcome.outcomes);
+  // In the policy's order, whichever replica did them.
+  const acted = claims.filter((c) => c.state === 'won' || c.state === 'done');
+  const all = acted.flatMap((c) => byRule.get(c.rule.name)!);
+  const result = resultOf(all);
+  const reason = all.map((o) => o.reason).join('; ');
+  const recorded = done.map((c) => ({ rule: c.rule.name, holder: c.holder }));
+  const rulesActed = acted.map((c) => c.rule.name);
+  return { decision: 'act', reason, target, podUid: pod?.metadata?.uid ?? target.uid, rules: rulesActed, dryRun, outcomes: all, eventErrors, stateErrors, recorded, result };
+}
+
+/**
+ * Claims each matching rule for this pod and event, in the policy's order. When the same event
+ * is being responded to elsewhere right now, the claims won are given back and the answer is
+ * 503: the Broker's retry is answered from that response's record.
+ */
+async function claimRules(options: ResponderOptions, rules: readonly ResponseRule[], pod: { namespace: string; name: string; uid: string }, event: EventRef): Promise<RuleClaim[]> {
+  const claims: RuleClaim[] = [];
+  const releaseWon = () => Promise.all(claims.map((c) => (c.state === 'won' ? c.release() : undefined)));
+  for (const rule of rules) {
+    let claim: RuleClaim;
+    try {
+      claim = await options.safety.claim(rule, pod, event);
+    } catch (error) {
+      await releaseWon();
+      throw error;
+    }
+    claims.push(claim);
+    if (claim.state === 'busy') {
+      await releaseWon();
+      const wait = Math.max(1, Math.ceil((claim.until.getTime() - options.clock.now().getTime()) / 1000));
+      throw new DropError('DROP_IN_PROGRESS', `this event is being responded to by ${claim.holder || 'another replica'} (rule ${rule.name}); retry for its outcome`, {
+        retryAfterSeconds: Math.min(wait, options.retryAfterSeconds),
+        details: { rule: rule.name, holder: claim.holder, workingUntil: claim.until.toISOString() },
+      });
+    }
+  }
+  return claims;
+}
+
+/** Takes the budget for the claims won; when it is spent, or cannot be read, the claims are given back. */
+async function takeBudget(options: ResponderOptions, count: number, won: readonly Extract<RuleClaim, { state: 'won' }>[]) {
+  let granted;
+  try {
+    granted = await options.safety.take(count);
+  } catch (error) {
+    await Promise.all(won.map((c) => c.release()));
+    throw error;
+  }
+  if (!granted.ok) await Promise.all(won.map((c) => c.release()));
+  return granted;
 }
 
 /** Runs one response rule's actions in order, recording an Event for each outcome. */

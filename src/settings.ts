@@ -23,6 +23,11 @@ export interface Settings {
   readonly allowedSenders: readonly string[] | undefined;
   /** Knative's K_SERVICE, used in the reply events' source. */
   readonly service: string;
+  /**
+   * This replica, as the holder of the claims it makes: DROP_IDENTITY, else HOSTNAME (in a pod,
+   * the pod's name), else `drop`. Written for people to read; correctness never depends on it.
+   */
+  readonly identity: string;
 }
 
 export class SettingsError extends Error {
@@ -71,6 +76,7 @@ export function parseSettings(env: Readonly<Record<string, string | undefined>>)
     audience: env.DROP_AUDIENCE?.trim() || undefined,
     allowedSenders: allowedSenders(env.DROP_ALLOWED_SENDERS),
     service: env.K_SERVICE || 'drop',
+    identity: env.DROP_IDENTITY || env.HOSTNAME || 'drop',
   };
   if (settings.allowedSenders?.length === 0) problems.push(`DROP_ALLOWED_SENDERS=${env.DROP_ALLOWED_SENDERS}: names no sender`);
   if (problems.length > 0) throw new SettingsError(problems);

@@ -15,9 +15,10 @@ function setup(t: Test, options: Parameters<typeof createTestApp>[0] = {}) {
   return createFakeAndApp(t, [makePod('default', 'mysql-db-7d59548d75-g9msc', podUid)], options);
 }
 
-/** Writes to pods: every mutation but the Events that record them. */
+/** Writes to pods: every mutation but the Events that record them and drop's own state (Leases). */
 function podWrites(fake: FakeKube) {
-  return fake.mutations().filter((r) => !r.path.startsWith('/apis/events.k8s.io/'));
+  const state = new Set(fake.stateRequests);
+  return fake.mutations().filter((r) => !r.path.startsWith('/apis/events.k8s.io/') && !state.has(r));
 }
 
 let ids = 0;
@@ -41,20 +42,47 @@ t.test('deletes the pod that raised the alert and replies with a CloudEvent that
   t.equal(data.alert.rule, 'Terminal shell in container');
   t.equal(data.alert.priority, 'Notice');
   t.same(data.actions, [{ action: 'delete', status: 'done', reason: 'deleted pod default/mysql-db-7d59548d75-g9msc (grace 1s)' }]);
-  // What the client actually sent: read the pod and its namespace (opt-out), delete the pod
-  // bound to its UID, and leave an Event on it.
+  // What the client actually sent: read the pod and its namespace (opt-out); claim the (rule,
+  // pod) with a Lease in drop's namespace and take a slot of the budget (read it, then create
+  // it, the first time); delete the pod bound to its UID; leave an Event on it; record the
+  // outcome on the claim.
+  const leases = '/apis/coordination.k8s.io/v1/namespaces/falco-drop/leases';
+  const claim = fake.stateRequests.find((r) => r.method === 'POST' && (r.body as { metadata: { name: string } }).metadata.name.startsWith('drop-claim-'));
+  const claimName = (claim?.body as { metadata: { name: string } }).metadata.name;
   t.same(
     fake.requests.map((r) => `${r.method} ${r.path}`),
-    [`GET ${podPath}`, 'GET /api/v1/namespaces/default', `DELETE ${podPath}`, 'POST /apis/events.k8s.io/v1/namespaces/default/events'],
+    [
+      `GET ${podPath}`,
+      'GET /api/v1/namespaces/default',
+      `POST ${leases}`,
+      `GET ${leases}/drop-budget`,
+      `POST ${leases}`,
+      `DELETE ${podPath}`,
+      'POST /apis/events.k8s.io/v1/namespaces/default/events',
+      `PUT ${leases}/${claimName}`,
+    ],
   );
-  t.match(fake.requests[3]?.body, {
+  t.match(fake.leases.get(`falco-drop/${claimName}`), {
+    metadata: {
+      labels: { 'app.kubernetes.io/managed-by': 'falco-drop', 'falco-drop/state': 'claim' },
+      annotations: {
+        'falco-drop/rule': 'terminal-shell',
+        'falco-drop/pod-uid': podUid,
+        'falco-drop/event-source': 'https://falco.org',
+        'falco-drop/event-id': 'ce-1',
+        'falco-drop/outcome': JSON.stringify({ outcomes: data.actions }),
+      },
+    },
+    spec: { holderIdentity: 'drop-test', leaseDurationSeconds: 60 },
+  });
+  t.match(fake.workRequests[3]?.body, {
     type: 'Normal',
     reason: 'FalcoDropDelete',
     action: 'delete',
     regarding: { kind: 'Pod', name: 'mysql-db-7d59548d75-g9msc', namespace: 'default', uid: podUid },
     note: /deleted pod default\/mysql-db-7d59548d75-g9msc.*terminal-shell.*Terminal shell in container/,
   });
-  const del = fake.requests[2]!;
+  const del = fake.workRequests[2]!;
   t.equal(del.contentType, 'application/json');
   t.equal(del.authorization, 'Bearer test-token');
   t.same(del.body, { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 1, preconditions: { uid: podUid } });
@@ -274,6 +302,7 @@ t.test('dry-run decides and reports without changing anything', async (t) => {
     t.match(data.actions[0].reason, /would delete pod default\/mysql-db-7d59548d75-g9msc/);
     t.same((podWrites(fake)[0]?.body as { dryRun: string[] }).dryRun, ['All']);
     t.ok(fake.pods.has('default/mysql-db-7d59548d75-g9msc'), 'the pod is still there');
+    t.same(fake.stateRequests, [], 'no claim and no budget either: the global dry-run writes nothing to the cluster');
   });
   t.test('without a cluster: says what it would do', async (t) => {
     const drop = await createTestApp();

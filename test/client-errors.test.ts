@@ -56,6 +56,10 @@ t.test('a request that never finished arriving is 408 DROP_REQUEST_TIMEOUT, whic
   const { socket, written } = recordingSocket();
   const closed = new Promise((resolve) => socket.on('close', resolve));
   answerClientError(pino({ level: 'silent' }), Object.assign(new Error('timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket);
+  // The client finishes sending: the connection is closed then, not before.
+  await new Promise((resolve) => setImmediate(resolve));
+  t.notOk(socket.destroyed, 'kept open while the client may still be sending');
+  socket.push(null);
   await closed;
   t.match(written.join(''), /^HTTP\/1\.1 408 Request Timeout\r\n[^]*connection: close\r\n\r\n\{"error":\{"code":"DROP_REQUEST_TIMEOUT"/);
 });
@@ -63,7 +67,8 @@ t.test('a request that never finished arriving is 408 DROP_REQUEST_TIMEOUT, whic
 t.test('a client error without a code is named by its message', async (t) => {
   const { socket, written } = recordingSocket();
   const closed = new Promise((resolve) => socket.on('close', resolve));
-  answerClientError(pino({ level: 'silent' }), new Error('Parse Error: odd'), socket);
+  // A client that never stops sending is cut off after the linger time.
+  answerClientError(pino({ level: 'silent' }), new Error('Parse Error: odd'), socket, 20);
   await closed;
   t.match(written.join(''), /^HTTP\/1\.1 400 Bad Request\r\n[^]*"message":"the request is not valid HTTP\/1\.1 \(Parse Error: odd\)"/);
 });

@@ -26,7 +26,7 @@ function alertAbout(drop: TestApp, pod: string, options: PayloadOptions = {}, id
   return send(drop, falcoPayload({ ...options, fields: { 'k8s.pod.name': pod, ...options.fields } }), {}, id);
 }
 
-const deletes = (fake: FakeKube) => fake.requests.filter((r) => r.method === 'DELETE');
+const deletes = (fake: FakeKube) => fake.workRequests.filter((r) => r.method === 'DELETE');
 const skipReasons = (drop: TestApp) => drop.logs.filter((l) => l.decision === 'skip').map((l) => String(l.msg));
 const errorOf = (body: string) => (JSON.parse(body) as { error: { code: string; message: string } }).error;
 

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { buildApp, type AppOptions } from '../src/app.ts';
 import { maxEchoedChars } from '../src/clip.ts';
 import { createKubeClient } from '../src/kube.ts';
-import { Cooldowns, DestructiveBudget } from '../src/guards.ts';
+import { createSafety } from '../src/safety.ts';
 import { parsePolicy } from '../src/policy.ts';
 import { FakeKube, makePod, statusBody } from './helpers/fake-kube.ts';
 import { brokerHeaders, falcoPayload } from './helpers/falco.ts';
@@ -44,8 +44,7 @@ async function dropApp(t: Test, extra: { maxBytes?: number; bodyBudgetBytes?: nu
       gracePeriodSeconds: 1,
       retryAfterSeconds: 5,
       clock,
-      cooldowns: new Cooldowns(clock),
-      budget: new DestructiveBudget(clock, 1000),
+      safety: createSafety({ kube, dryRun: !kube, namespace: 'falco-drop', identity: 'drop-limits', clock, retryAfterSeconds: 5, destructivePerMinute: 1000 }),
     },
   };
   const app = buildApp(options);

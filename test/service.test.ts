@@ -87,8 +87,9 @@ t.test('pointed at a Kubernetes API, a Broker delivery deletes exactly that pod'
   fake.addPod(makePod('default', 'mysql-db-7d59548d75-other', 'uid-other'));
   const dir = mkdtempSync(join(tmpdir(), 'drop-kubeconfig-'));
   writeFileSync(join(dir, 'config'), fake.kubeConfigYaml());
-  const service = await start(t, { KUBECONFIG: join(dir, 'config') });
+  const service = await start(t, { KUBECONFIG: join(dir, 'config'), DROP_NAMESPACE: 'falco-drop', HOSTNAME: 'drop-e2e-0' });
   t.ok(service.lines.some((l) => l.msg === 'acting on the cluster' && l.cluster === fake.url));
+  t.ok(service.lines.some((l) => l.state === 'cluster' && l.namespace === 'falco-drop' && l.identity === 'drop-e2e-0'), 'says where its state lives');
 
   const delivery = loadRequestFixture('broker-delivery.http');
   const bytes = retimed(delivery, new Date());
@@ -96,17 +97,20 @@ t.test('pointed at a Kubernetes API, a Broker delivery deletes exactly that pod'
   t.equal(res.status, 200);
   t.equal(res.headers['ce-type'], 'dev.falcodrop.response.v1');
   t.match(res.body, /"evtTime":1749720067118402960/);
-  t.same(fake.mutations().map((r) => `${r.method} ${r.path}`), [
+  const state = new Set(fake.stateRequests);
+  t.same(fake.mutations().filter((r) => !state.has(r)).map((r) => `${r.method} ${r.path}`), [
     'DELETE /api/v1/namespaces/default/pods/mysql-db-7d59548d75-g9msc',
     'POST /apis/events.k8s.io/v1/namespaces/default/events',
   ], 'the delete, and an Event on the pod saying so');
+  t.ok(state.size > 0 && [...state].every((r) => r.path.startsWith('/apis/coordination.k8s.io/v1/namespaces/falco-drop/leases')), 'its claim and budget, in its own namespace');
+  const writes = fake.mutations().length;
   t.same([...fake.pods.keys()], ['default/mysql-db-7d59548d75-other'], 'only that pod');
 
   // The Broker redelivers: answered from the first outcome, no second delete.
   const again = await sendRaw(service.port, bytes);
   t.equal(again.status, 200);
   t.equal(again.headers['ce-id'], res.headers['ce-id']);
-  t.equal(fake.mutations().length, 2, 'nothing more');
+  t.equal(fake.mutations().length, writes, 'nothing more');
 
   // SIGTERM with a request in flight: it completes, then the process exits 0.
   fake.addPod(makePod('default', 'slow', 'uid-slow'));

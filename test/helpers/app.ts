@@ -4,8 +4,8 @@ import { buildApp, type AppOptions } from '../../src/app.ts';
 import { SenderAuth } from '../../src/auth.ts';
 import { createKubeClient, tokenReviewer, type KubeClient } from '../../src/kube.ts';
 import { parsePolicy, loadPolicy, type Policy } from '../../src/policy.ts';
-import { Cooldowns, DestructiveBudget } from '../../src/guards.ts';
 import { buildProtectedNamespaces } from '../../src/protection.ts';
+import { createSafety, type ClusterSafety, type MemorySafety } from '../../src/safety.ts';
 import type { Test } from 'tap';
 import { FakeKube, type FakePod } from './fake-kube.ts';
 
@@ -20,6 +20,8 @@ export interface TestAppOptions {
   readonly now?: Date | (() => Date);
   /** Turns sender authentication on, as DROP_AUDIENCE (and DROP_ALLOWED_SENDERS) do; needs `fake`. */
   readonly senderAuth?: { readonly audience: string; readonly allowedSenders?: readonly string[] };
+  /** This replica's name as the holder of its claims (default `drop-test`). */
+  readonly identity?: string;
 }
 
 export interface TestApp {
@@ -28,6 +30,8 @@ export interface TestApp {
   readonly logs: Record<string, unknown>[];
   readonly kube: KubeClient | undefined;
   readonly policy: Policy;
+  /** Where its claims and budget live: Leases on the fake API when it acts, else memory. */
+  readonly safety: ClusterSafety | MemorySafety;
   close(): Promise<void>;
 }
 
@@ -46,6 +50,16 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const dryRun = options.dryRun ?? !kube;
   const now = options.now;
   const clock = { now: () => (typeof now === 'function' ? now() : (now ?? new Date('2025-06-12T09:21:08Z'))) };
+  const ownNamespace = options.ownNamespace ?? 'falco-drop';
+  const safety = createSafety({
+    kube,
+    dryRun,
+    namespace: ownNamespace,
+    identity: options.identity ?? 'drop-test',
+    clock,
+    retryAfterSeconds: 5,
+    destructivePerMinute: policy.guards.destructivePerMinute,
+  });
   const appOptions: AppOptions = {
     logger,
     replySource: '/falco-drop/falco-drop/drop',
@@ -56,7 +70,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
         ? new SenderAuth({
             audience: options.senderAuth.audience,
             allowedSenders: options.senderAuth.allowedSenders,
-            namespace: options.ownNamespace ?? 'falco-drop',
+            namespace: ownNamespace,
             review: tokenReviewer(kube, 5),
             clock,
           })
@@ -65,12 +79,11 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
       policy,
       kube,
       dryRun,
-      protectedNamespaces: buildProtectedNamespaces(policy.protectedNamespaces, options.ownNamespace ?? 'falco-drop'),
+      protectedNamespaces: buildProtectedNamespaces(policy.protectedNamespaces, ownNamespace),
       gracePeriodSeconds: 1,
       retryAfterSeconds: 5,
       clock,
-      cooldowns: new Cooldowns(clock),
-      budget: new DestructiveBudget(clock, policy.guards.destructivePerMinute),
+      safety,
     },
   };
   const app = buildApp(appOptions);
@@ -80,6 +93,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     logs,
     kube,
     policy,
+    safety,
     close: async () => {
       await app.close();
       kube?.close();

@@ -272,6 +272,11 @@ const namespacePath = /^\/api\/v1\/namespaces\/([^/]+)$/;
 const collectionPath = /^\/apis\/(apps|batch|networking\.k8s\.io)\/v1\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?$/;
 const eventsPath = /^\/apis\/events\.k8s\.io\/v1\/namespaces\/([^/]+)\/events$/;
 const tokenReviewPath = '/apis/authentication.k8s.io/v1/tokenreviews';
+/** A request on drop's state store (src/state/): a Lease. */
+function isStateRequest(request: RecordedRequest): boolean {
+  return request.path.startsWith('/apis/coordination.k8s.io/');
+}
+
 const leasesPath = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/;
 /** A DNS-1123 subdomain, what the API server requires of a Lease's name. */
 const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -463,6 +468,16 @@ export class FakeKube {
   /** What changed the cluster: every request but reads and TokenReviews (which store nothing). */
   mutations(): RecordedRequest[] {
     return this.requests.filter((r) => r.method !== 'GET' && r.path !== tokenReviewPath);
+  }
+
+  /** The requests about the cluster's workloads: all but those on drop's own state (Leases). */
+  get workRequests(): RecordedRequest[] {
+    return this.requests.filter((r) => !isStateRequest(r));
+  }
+
+  /** The requests on drop's own state: its claims and its budget, Leases in coordination.k8s.io. */
+  get stateRequests(): RecordedRequest[] {
+    return this.requests.filter(isStateRequest);
   }
 
   private nextVersion(): string {

@@ -16,6 +16,7 @@ const defaults: Settings = {
   audience: undefined,
   allowedSenders: undefined,
   service: 'drop',
+  identity: 'drop',
 };
 
 /** The SettingsError parseSettings throws; anything else (or no throw) fails the test. */
@@ -35,7 +36,7 @@ t.test('uses the defaults for an empty environment', async (t) => {
 
 t.test('treats empty values as unset', async (t) => {
   const env = Object.fromEntries(
-    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'DROP_AUDIENCE', 'DROP_ALLOWED_SENDERS', 'K_SERVICE'].map((name) => [name, '']),
+    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'DROP_AUDIENCE', 'DROP_ALLOWED_SENDERS', 'K_SERVICE', 'DROP_IDENTITY', 'HOSTNAME'].map((name) => [name, '']),
   );
   t.same(parseSettings(env), defaults);
 });
@@ -57,6 +58,7 @@ t.test('reads every variable', async (t) => {
     DROP_ALLOWED_SENDERS: 'system:serviceaccount:falco-drop:drop-shell-oidc-eventing.knative.dev-trigger, system:serviceaccount:ops:*',
     K_SERVICE: 'drop-prod',
     K_REVISION: 'drop-prod-00001',
+    HOSTNAME: 'drop-prod-00001-deployment-5d9f7c6b8-x2x7q',
   };
   t.same(parseSettings(env), {
     port: 9090,
@@ -73,7 +75,14 @@ t.test('reads every variable', async (t) => {
     audience: 'falco-drop',
     allowedSenders: ['system:serviceaccount:falco-drop:drop-shell-oidc-eventing.knative.dev-trigger', 'system:serviceaccount:ops:*'],
     service: 'drop-prod',
+    identity: 'drop-prod-00001-deployment-5d9f7c6b8-x2x7q',
   });
+});
+
+t.test('names the replica DROP_IDENTITY, else the pod (HOSTNAME), else drop', async (t) => {
+  t.equal(parseSettings({ DROP_IDENTITY: 'replica-a', HOSTNAME: 'pod-b' }).identity, 'replica-a');
+  t.equal(parseSettings({ HOSTNAME: 'pod-b' }).identity, 'pod-b');
+  t.equal(parseSettings({}).identity, 'drop');
 });
 
 t.test('reads DROP_DRY_RUN as a flag in any case', async (t) => {
