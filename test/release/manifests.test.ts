@@ -21,6 +21,8 @@ const kubernetesModels: Record<string, new (doc: Json) => { validate(): void }> 
   'apps/v1/Deployment': apps.Deployment,
   'rbac.authorization.k8s.io/v1/ClusterRole': rbac.ClusterRole,
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': rbac.ClusterRoleBinding,
+  'rbac.authorization.k8s.io/v1/Role': rbac.Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': rbac.RoleBinding,
 };
 const knativeKinds = new Set(['serving.knative.dev/v1/Service', 'eventing.knative.dev/v1/Broker', 'eventing.knative.dev/v1/Trigger']);
 const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
