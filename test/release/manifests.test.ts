@@ -21,6 +21,8 @@ const kubernetesModels: Record<string, new (doc: Json) => { validate(): void }> 
   'apps/v1/Deployment': apps.Deployment,
   'rbac.authorization.k8s.io/v1/ClusterRole': rbac.ClusterRole,
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': rbac.ClusterRoleBinding,
+  'rbac.authorization.k8s.io/v1/Role': rbac.Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': rbac.RoleBinding,
 };
 const knativeKinds = new Set(['serving.knative.dev/v1/Service', 'eventing.knative.dev/v1/Broker', 'eventing.knative.dev/v1/Trigger']);
 const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
@@ -107,7 +109,10 @@ t.test('drop is cluster-local, runs as its service account, probes its endpoints
   t.equal(c.livenessProbe.httpGet.path, '/healthz');
   t.match(c.resources, { requests: { cpu: String, memory: String }, limits: { cpu: String, memory: String } });
   t.equal(c.securityContext.readOnlyRootFilesystem, true);
-  t.equal(drop.spec.template.metadata.annotations['autoscaling.knative.dev/min-scale'], '1', 'no scale to zero on the security path');
+  const scale = drop.spec.template.metadata.annotations;
+  const [min, max] = [Number(scale['autoscaling.knative.dev/min-scale']), Number(scale['autoscaling.knative.dev/max-scale'])];
+  t.ok(min >= 2, `min-scale ${min} >= 2: no single point of failure, no scale to zero on the security path`);
+  t.ok(max > min, `max-scale ${max} > min-scale ${min}: room to scale out under a flood`);
   const env = Object.fromEntries(c.env.map((e: Json) => [e.name, e.value]));
   t.match(env, { DROP_POLICY: '/etc/falco-drop/policy.yaml', DROP_DRY_RUN: 'false', LOG_LEVEL: 'info' });
   const mount = c.volumeMounts.find((m: Json) => env.DROP_POLICY.startsWith(m.mountPath + '/'));
