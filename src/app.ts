@@ -12,6 +12,7 @@ import { stringifyJson } from './json.ts';
 import { defaultRedeliveryMaxBytes, RedeliveryMemory, stringBytes } from './redelivery.ts';
 import { buildReply, buildReplyData, replyId } from './reply.ts';
 import { respond, type Response, type ResponderOptions } from './responder.ts';
+import { Lifecycle } from './shutdown.ts';
 
 export interface AppOptions {
   readonly logger: Logger;
@@ -26,6 +27,8 @@ export interface AppOptions {
   readonly dryRunReason: string | undefined;
   /** Checks the sender's token on POST /; without it any caller is taken (DROP_AUDIENCE unset). */
   readonly senderAuth?: SenderAuth;
+  /** Where the shutdown stands (src/shutdown.ts); app.close() alone also moves it to closing. */
+  readonly lifecycle?: Lifecycle;
 }
 
 declare module 'fastify' {
@@ -197,7 +200,7 @@ export function buildApp(options: AppOptions) {
   // Errors already logged with their event's line, and the answer built for them then: the error
   // handler sends it without logging or building it a second time.
   const answered = new WeakMap<object, Answer>();
-  let closing = false;
+  const lifecycle = options.lifecycle ?? new Lifecycle();
 
   // Every body is read as text whatever its Content-Type (or none): 415 would lose the alert.
   app.removeAllContentTypeParsers();
@@ -212,12 +215,13 @@ export function buildApp(options: AppOptions) {
   });
 
   app.addHook('preClose', async () => {
-    closing = true;
+    lifecycle.phase = 'closing';
   });
-  // Once closing starts, ask keep-alive clients (queue-proxy) to drop the connection, so
+  // Once the shutdown starts (draining or closing), ask keep-alive clients (queue-proxy, a
+  // Broker's pool) to drop the connection after this answer: they move to another replica, and
   // close() does not wait for their keep-alive timeout (fastify issue 7044).
   app.addHook('onSend', async (_request, reply) => {
-    if (closing) reply.header('connection', 'close');
+    if (lifecycle.phase !== 'serving') reply.header('connection', 'close');
   });
 
   function toDropError(error: unknown): DropError {
@@ -334,7 +338,7 @@ export function buildApp(options: AppOptions) {
   };
 
   app.post('/', { onRequest: [authenticate, admit].flat() }, async (request, reply) => {
-    if (closing) throw new DropError('DROP_SHUTTING_DOWN', 'the service is shutting down; retry', { retryAfterSeconds: 1 });
+    if (lifecycle.phase === 'closing') throw new DropError('DROP_SHUTTING_DOWN', 'the service is shutting down; retry', { retryAfterSeconds: 1 });
     const body = typeof request.body === 'string' ? request.body : '';
     checkNesting(body);
     const events = parseDelivery(request.headers, body);
@@ -356,7 +360,7 @@ export function buildApp(options: AppOptions) {
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    if (closing) return reply.code(503).send({ status: 'closing' });
+    if (lifecycle.phase !== 'serving') return reply.code(503).send({ status: lifecycle.phase });
     return {
       status: 'ready',
       dryRun: options.responder.dryRun,

@@ -11,6 +11,7 @@ import { findKubeConfig, createKubeClient, serviceAccountDir, tokenReviewer } fr
 import { loadPolicy } from './policy.ts';
 import { buildProtectedNamespaces } from './protection.ts';
 import { createSafety, scheduleSweeps, ClusterSafety } from './safety.ts';
+import { closeTimeoutSeconds, Lifecycle, Shutdown } from './shutdown.ts';
 import { parseSettings } from './settings.ts';
 
 async function main(): Promise<void> {
@@ -49,7 +50,9 @@ async function main(): Promise<void> {
     retryAfterSeconds: settings.retryAfterSeconds,
     destructivePerMinute: policy.guards.destructivePerMinute,
   });
+  const lifecycle = new Lifecycle();
   const app = buildApp({
+    lifecycle,
     logger,
     replySource: `/falco-drop/${namespace ?? 'local'}/${settings.service}`,
     redelivery: { max: settings.redeliveryMax, ttlMs: settings.redeliveryTtlSeconds * 1000 },
@@ -85,20 +88,26 @@ async function main(): Promise<void> {
     );
   }
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: finishing requests in flight');
+  const shutdown = new Shutdown({
+    lifecycle,
+    drainMs: settings.drainSeconds * 1000,
+    closeTimeoutMs: closeTimeoutSeconds * 1000,
+    close: () => app.close(),
+    cutConnections: () => app.server.closeAllConnections(),
+    log: logger,
+  });
+  const stop = (signal: 'SIGTERM' | 'SIGINT'): void => {
     stopSweeps();
-    app.close().then(
+    shutdown.signal(signal).then(
       () => {
         kube?.close();
         logger.info('stopped');
+        logger.flush();
         process.exit(0);
       },
       (error: unknown) => {
         logger.error({ err: error }, 'close failed');
+        logger.flush();
         process.exit(1);
       },
     );

@@ -1,3 +1,5 @@
+import { defaultDrainSeconds } from './shutdown.ts';
+
 /** The service's settings, read from the environment (the README's settings table). */
 export interface Settings {
   readonly port: number;
@@ -28,6 +30,8 @@ export interface Settings {
    * the pod's name), else `drop`. Written for people to read; correctness never depends on it.
    */
   readonly identity: string;
+  /** DROP_DRAIN_SECONDS: after SIGTERM, how long alerts are still answered before closing. */
+  readonly drainSeconds: number;
 }
 
 export class SettingsError extends Error {
@@ -77,6 +81,7 @@ export function parseSettings(env: Readonly<Record<string, string | undefined>>)
     allowedSenders: allowedSenders(env.DROP_ALLOWED_SENDERS),
     service: env.K_SERVICE || 'drop',
     identity: env.DROP_IDENTITY || env.HOSTNAME || 'drop',
+    drainSeconds: integer('DROP_DRAIN_SECONDS', defaultDrainSeconds, 0, 300),
   };
   if (settings.allowedSenders?.length === 0) problems.push(`DROP_ALLOWED_SENDERS=${env.DROP_ALLOWED_SENDERS}: names no sender`);
   if (problems.length > 0) throw new SettingsError(problems);

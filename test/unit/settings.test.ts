@@ -17,6 +17,7 @@ const defaults: Settings = {
   allowedSenders: undefined,
   service: 'drop',
   identity: 'drop',
+  drainSeconds: 10,
 };
 
 /** The SettingsError parseSettings throws; anything else (or no throw) fails the test. */
@@ -36,7 +37,7 @@ t.test('uses the defaults for an empty environment', async (t) => {
 
 t.test('treats empty values as unset', async (t) => {
   const env = Object.fromEntries(
-    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'DROP_AUDIENCE', 'DROP_ALLOWED_SENDERS', 'K_SERVICE', 'DROP_IDENTITY', 'HOSTNAME'].map((name) => [name, '']),
+    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'DROP_AUDIENCE', 'DROP_ALLOWED_SENDERS', 'K_SERVICE', 'DROP_IDENTITY', 'HOSTNAME', 'DROP_DRAIN_SECONDS'].map((name) => [name, '']),
   );
   t.same(parseSettings(env), defaults);
 });
@@ -59,6 +60,7 @@ t.test('reads every variable', async (t) => {
     K_SERVICE: 'drop-prod',
     K_REVISION: 'drop-prod-00001',
     HOSTNAME: 'drop-prod-00001-deployment-5d9f7c6b8-x2x7q',
+    DROP_DRAIN_SECONDS: '0',
   };
   t.same(parseSettings(env), {
     port: 9090,
@@ -76,6 +78,7 @@ t.test('reads every variable', async (t) => {
     allowedSenders: ['system:serviceaccount:falco-drop:drop-shell-oidc-eventing.knative.dev-trigger', 'system:serviceaccount:ops:*'],
     service: 'drop-prod',
     identity: 'drop-prod-00001-deployment-5d9f7c6b8-x2x7q',
+    drainSeconds: 0,
   });
 });
 
@@ -129,6 +132,7 @@ t.test('rejects each bad value with the variable, the value and what is allowed'
     ['DROP_RETRY_AFTER_SECONDS', '0', 'DROP_RETRY_AFTER_SECONDS=0: must be a whole number from 1 to 3600'],
     ['DROP_REDELIVERY_MAX', '0', 'DROP_REDELIVERY_MAX=0: must be a whole number from 1 to 10000000'],
     ['DROP_REDELIVERY_TTL_SECONDS', '2592001', 'DROP_REDELIVERY_TTL_SECONDS=2592001: must be a whole number from 1 to 2592000'],
+    ['DROP_DRAIN_SECONDS', '301', 'DROP_DRAIN_SECONDS=301: must be a whole number from 0 to 300'],
     ['DROP_DRY_RUN', 'Maybe', 'DROP_DRY_RUN=Maybe: must be true or false'],
     ['LOG_LEVEL', 'Loud', 'LOG_LEVEL=Loud: must be one of fatal, error, warn, info, debug, trace, silent'],
   ];
