@@ -16,7 +16,10 @@ import { parseSettings } from './settings.ts';
 
 async function main(): Promise<void> {
   const settings = parseSettings(process.env);
-  const logger = pino({ level: settings.logLevel, base: { service: settings.service } });
+  // stdout written in the background (sonic-boom, as pino does by default), kept at hand to be
+  // ended before the process exits.
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 0 });
+  const logger = pino({ level: settings.logLevel, base: { service: settings.service } }, destination);
   const policy = await loadPolicy(settings.policyPath);
   const found = findKubeConfig({ env: process.env, homeDir: homedir(), serviceAccountDir });
   const kube = found.kubeConfig ? createKubeClient(found.kubeConfig, { timeoutMs: settings.apiTimeoutMs }) : undefined;
@@ -96,19 +99,26 @@ async function main(): Promise<void> {
     cutConnections: () => app.server.closeAllConnections(),
     log: logger,
   });
+  // Exits once every log line is written. The stream writes in the background: exiting with a
+  // write on its way (which process.exit's own flush does not wait for) could put that line
+  // after the last ones, or lose it. Ending the stream waits for it, then writes the rest.
+  const exit = (code: number): void => {
+    destination.once('close', () => process.exit(code));
+    destination.end();
+    // A stdout that no longer drains must not hold the exit past the grace period.
+    setTimeout(() => process.exit(code), 2000);
+  };
   const stop = (signal: 'SIGTERM' | 'SIGINT'): void => {
     stopSweeps();
     shutdown.signal(signal).then(
       () => {
         kube?.close();
         logger.info('stopped');
-        logger.flush();
-        process.exit(0);
+        exit(0);
       },
       (error: unknown) => {
         logger.error({ err: error }, 'close failed');
-        logger.flush();
-        process.exit(1);
+        exit(1);
       },
     );
   };

@@ -56,9 +56,9 @@ export class Shutdown {
   constructor(private readonly options: ShutdownOptions) {}
 
   signal(name: 'SIGTERM' | 'SIGINT'): Promise<ShutdownResult> {
-    if (name === 'SIGINT') this.endDrain?.();
     if (this.started) {
       this.options.log.info({ signal: name }, name === 'SIGINT' ? 'SIGINT: skipping the rest of the drain' : `${name} again: the drain goes on`);
+      if (name === 'SIGINT') this.endDrain?.();
       return this.started;
     }
     this.started = this.run(name);

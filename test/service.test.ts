@@ -33,7 +33,7 @@ t.test('pointed at a Kubernetes API, a Broker delivery deletes exactly that pod'
   fake.addPod(makePod('default', 'mysql-db-7d59548d75-other', 'uid-other'));
   const dir = mkdtempSync(join(tmpdir(), 'drop-kubeconfig-'));
   writeFileSync(join(dir, 'config'), fake.kubeConfigYaml());
-  const service = await start(t, { KUBECONFIG: join(dir, 'config'), DROP_NAMESPACE: 'falco-drop', HOSTNAME: 'drop-e2e-0' });
+  const service = await start(t, { KUBECONFIG: join(dir, 'config'), DROP_NAMESPACE: 'falco-drop', HOSTNAME: 'drop-e2e-0', DROP_DRAIN_SECONDS: '1' });
   t.ok(service.lines.some((l) => l.msg === 'acting on the cluster' && l.cluster === fake.url));
   t.ok(service.lines.some((l) => l.state === 'cluster' && l.namespace === 'falco-drop' && l.identity === 'drop-e2e-0'), 'says where its state lives');
 

@@ -34,7 +34,8 @@ export async function startService(t: Test, env: Record<string, string>, how: 'n
     // npm does not pass SIGTERM on to the service; a terminal's Ctrl-C signals the whole group.
     detached: how === 'npm start',
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  // 'close', not 'exit': it comes once stdout is read to its end, so `lines` holds every line.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) process.kill(how === 'npm start' ? -(child.pid as number) : (child.pid as number), 'SIGKILL');
   });
