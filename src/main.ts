@@ -52,6 +52,7 @@ async function main(): Promise<void> {
     clock,
     retryAfterSeconds: settings.retryAfterSeconds,
     destructivePerMinute: policy.guards.destructivePerMinute,
+    maxAlertAgeSeconds: policy.guards.maxAlertAgeSeconds,
   });
   const lifecycle = new Lifecycle();
   const app = buildApp({

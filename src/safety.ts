@@ -223,6 +223,8 @@ export interface SafetyWiring {
   readonly clock: Clock;
   readonly retryAfterSeconds: number;
   readonly destructivePerMinute: number;
+  /** The policy's alert age limit: claims are kept that long, so a late copy finds its record. */
+  readonly maxAlertAgeSeconds: number;
 }
 
 /** The safety state drop runs with: in the cluster when it acts on one, else in memory. */
@@ -230,7 +232,8 @@ export function createSafety(wiring: SafetyWiring): ClusterSafety | MemorySafety
   const { kube, clock } = wiring;
   if (!kube || wiring.dryRun) return new MemorySafety(new Cooldowns(clock), new DestructiveBudget(clock, wiring.destructivePerMinute));
   const common = { leases: kube.coordination, namespace: wiring.namespace, identity: wiring.identity, clock, retryAfterSeconds: wiring.retryAfterSeconds };
-  return new ClusterSafety({ claims: new ClaimStore(common), budget: new BudgetStore({ ...common, perMinute: wiring.destructivePerMinute }), clock });
+  const claims = new ClaimStore({ ...common, retainSeconds: wiring.maxAlertAgeSeconds });
+  return new ClusterSafety({ claims, budget: new BudgetStore({ ...common, perMinute: wiring.destructivePerMinute }), clock });
 }
 
 /** How often each replica deletes the expired claims (with up to 50 % jitter, so replicas spread out). */

@@ -44,7 +44,7 @@ async function dropApp(t: Test, extra: { maxBytes?: number; bodyBudgetBytes?: nu
       gracePeriodSeconds: 1,
       retryAfterSeconds: 5,
       clock,
-      safety: createSafety({ kube, dryRun: !kube, namespace: 'falco-drop', identity: 'drop-limits', clock, retryAfterSeconds: 5, destructivePerMinute: 1000 }),
+      safety: createSafety({ kube, dryRun: !kube, namespace: 'falco-drop', identity: 'drop-limits', clock, retryAfterSeconds: 5, destructivePerMinute: 1000, maxAlertAgeSeconds: 900 }),
     },
   };
   const app = buildApp(options);

@@ -15,6 +15,18 @@ function spared(pod: V1Pod | undefined, ref: string, skipOwnerKinds: readonly st
 }
 
 /**
+ * Why a pod already being deleted, at least as fast, is not deleted again: a response resumed
+ * after its replica died, or another alert after the cooldown, about a pod stuck terminating
+ * (a lost node). A deletion with a longer grace period is shortened by deleting again.
+ */
+function alreadyDeleted(pod: V1Pod | undefined, ref: string, grace: number): string | undefined {
+  const since = pod?.metadata?.deletionTimestamp;
+  const pending = pod?.metadata?.deletionGracePeriodSeconds;
+  if (since === undefined || pending === undefined || pending > grace) return undefined;
+  return `pod ${ref} is already being deleted (grace ${pending}s, since ${new Date(since).toISOString()})`;
+}
+
+/**
  * Deletes the pod. The delete carries a UID precondition (the UID read just before, already
  * checked against the alert's), so a new pod that took the name in the meantime is never
  * deleted: the API answers 409 and the outcome is a skip. A pod already gone (404) is success.
@@ -39,7 +51,7 @@ export const deleteAction: ActionModule = {
     if (!context.kube) {
       return { action: 'delete', status: 'dry-run', reason: `would delete pod ${ref} (grace ${grace}s; no cluster, not checked)` };
     }
-    const skip = spared(context.pod, ref, (parameters.skipOwnerKinds as string[] | undefined) ?? [], parameters.skipStandalone === true);
+    const skip = spared(context.pod, ref, (parameters.skipOwnerKinds as string[] | undefined) ?? [], parameters.skipStandalone === true) ?? alreadyDeleted(context.pod, ref, grace);
     if (skip) return { action: 'delete', status: 'skipped', reason: skip };
     const body: V1DeleteOptions = {
       apiVersion: 'v1',

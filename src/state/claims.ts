@@ -92,6 +92,11 @@ export type RecordResult = { readonly recorded: true; readonly claim: Claim } | 
 export interface ClaimStoreOptions extends StateStoreOptions {
   /** How long a holder may act before another replica resumes its response (default 30 s). */
   readonly workingSeconds?: number;
+  /**
+   * How long after it was made a claim is kept, even once its cooldown is over (default 0): the
+   * alert age limit, so a late copy of its event still finds it and is answered from it.
+   */
+  readonly retainSeconds?: number;
 }
 
 /** The claim's Lease name for a (rule, pod UID): fixed length, a valid name whatever the rule. */
@@ -102,9 +107,11 @@ export function claimName(rule: string, podUid: string): string {
 export class ClaimStore {
   private readonly attempts: number;
   private readonly workingMs: number;
+  private readonly retainMs: number;
   constructor(private readonly options: ClaimStoreOptions) {
     this.attempts = options.attempts ?? 5;
     this.workingMs = (options.workingSeconds ?? 30) * 1000;
+    this.retainMs = (options.retainSeconds ?? 0) * 1000;
   }
 
   /** Claims the (rule, pod) for this event, or tells what the claim that holds it says. */
@@ -119,6 +126,10 @@ export class ClaimStore {
       const current = await apiCallOr(what, retryAfterSeconds, [404], () => leases.readNamespacedLease({ name, namespace }));
       if (current === 404) continue; // deleted since: create again
       const record = describe(current, request.event);
+      // A claim answers for its own event for as long as it exists, past its cooldown too: a
+      // copy of an answered event is never a new response (the sweep keeps claims until the
+      // alert would be too old to act on anyway, `retainSeconds`).
+      if (record.sameEvent && record.outcome !== undefined) return { won: false, record };
       const stalled = record.outcome === undefined && !(now < (record.workingUntil as Date).getTime());
       if (now < record.expiresAt.getTime() && !stalled) return { won: false, record };
       const body = this.build(name, request, now, current);
@@ -160,9 +171,9 @@ export class ClaimStore {
   }
 
   /**
-   * Deletes the expired claims, so their number stays bounded by the pods acted on in a
-   * cooldown. Each delete names the version read: a claim renewed meanwhile stays. Returns how
-   * many were deleted.
+   * Deletes the expired claims (past their cooldown and `retainSeconds`), so their number stays
+   * bounded by the pods acted on in that time. Each delete names the version read: a claim
+   * renewed meanwhile stays. Returns how many were deleted.
    */
   async sweep(now: Date): Promise<number> {
     const { namespace, retryAfterSeconds, leases } = this.options;
@@ -171,7 +182,7 @@ export class ClaimStore {
     let deleted = 0;
     for (const lease of list.items) {
       const name = lease.metadata?.name as string;
-      if (now.getTime() < expiry(lease)) continue;
+      if (now.getTime() < Math.max(expiry(lease), timeMs(lease.spec?.renewTime) + this.retainMs)) continue;
       const preconditions = { resourceVersion: lease.metadata?.resourceVersion, uid: lease.metadata?.uid };
       const answer = await apiCallOr(`delete expired claim ${namespace}/${name}`, retryAfterSeconds, [404, 409], () =>
         leases.deleteNamespacedLease({ name, namespace, body: { preconditions } }),

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { deleteAction } from '../../src/actions/delete.ts';
 import { statusBody } from '../helpers/fake-kube.ts';
-import { cluster, contextFor, podPath, podUid, replicaSetPod, validator } from './context.ts';
+import { cluster, contextFor, podName, podPath, podUid, replicaSetPod, validator } from './context.ts';
 
 const deleteBody = (extra: Record<string, unknown> = {}) => ({ apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 1, preconditions: { uid: podUid }, ...extra });
 
@@ -82,4 +82,19 @@ t.test('the parameter schema accepts the owner kinds and refuses anything else',
   for (const bad of [{ skipOwnerKinds: ['ReplicaSet'] }, { skipOwnerKinds: ['Job', 'Job'] }, { skipStandalone: 'yes' }, { gracePeriodSeconds: -1 }, { grace: 1 }]) {
     t.equal(valid(bad), false, JSON.stringify(bad));
   }
+});
+
+t.test('a pod already being deleted at least as fast is not deleted again; a slower deletion is shortened', async (t) => {
+  // As the API server keeps a terminating pod: deletionTimestamp and the grace period it was deleted with.
+  const terminating = (grace: number) => replicaSetPod({ deletionTimestamp: '2025-06-12T09:21:10Z', deletionGracePeriodSeconds: grace });
+  for (const grace of [0, 1]) {
+    const { fake, context } = await cluster(t, terminating(grace));
+    const outcome = await deleteAction.run(await context(), {});
+    t.same(outcome, { action: 'delete', status: 'skipped', reason: `pod default/${podName} is already being deleted (grace ${grace}s, since 2025-06-12T09:21:10.000Z)` }, `grace ${grace}s`);
+    t.same(fake.requests.filter((r) => r.method === 'DELETE'), [], `grace ${grace}s: no second DELETE`);
+  }
+  const { fake, context } = await cluster(t, terminating(30));
+  const outcome = await deleteAction.run(await context(), {});
+  t.equal(outcome.status, 'done', 'a deletion with 30 s of grace is cut to 1 s');
+  t.same(fake.requests.filter((r) => r.method === 'DELETE').map((r) => r.body), [deleteBody()]);
 });

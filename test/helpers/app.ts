@@ -59,6 +59,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     clock,
     retryAfterSeconds: 5,
     destructivePerMinute: policy.guards.destructivePerMinute,
+    maxAlertAgeSeconds: policy.guards.maxAlertAgeSeconds,
   });
   const appOptions: AppOptions = {
     logger,

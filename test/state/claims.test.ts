@@ -1,6 +1,7 @@
 import t from 'tap';
 import { DropError } from '../../src/errors.ts';
-import { claimName, maxOutcomeBytes } from '../../src/state/claims.ts';
+import { createKubeClient } from '../../src/kube.ts';
+import { ClaimStore, claimName, maxOutcomeBytes } from '../../src/state/claims.ts';
 import { statePermissions } from '../../src/state/permissions.ts';
 import { statusBody } from '../helpers/fake-kube.ts';
 import { leasesPath, namespace, request, setup } from './harness.ts';
@@ -291,4 +292,30 @@ t.test('the Role the store needs is exactly what it uses, in its own namespace o
   t.ok(fake.requests.every((r) => r.path.startsWith(`${leasesPath}`)), 'every call is on Leases in drop\'s namespace');
   t.same([...new Set(fake.requests.map(verb))].sort(), statePermissions[0]!.verbs);
   t.same(statePermissions.map((p) => [p.apiGroup, p.resource]), [['coordination.k8s.io', 'leases']]);
+});
+
+t.test('a claim answers for its own event past its cooldown too: a late copy of an answered event is never a new response', async (t) => {
+  const { clock, replica } = await setup(t);
+  const a = replica('drop-a');
+  const b = replica('drop-b');
+  const first = await a.claims.claim(request());
+  if (!first.won) throw new Error('a should win');
+  await a.claims.record(first.claim, { status: 200 });
+  clock.advance(600);
+  t.match(await b.claims.claim(request()), { won: false, record: { sameEvent: true, holder: 'drop-a', outcome: { status: 200 } } }, '10 minutes later, still answered from the record');
+  t.match(await b.claims.claim(request({ event: { source: 's', id: 'e-2' } })), { won: true, resumed: false }, 'another event, past the cooldown, is a new response');
+});
+
+t.test('with retainSeconds, sweep() keeps a claim past its cooldown until then, so late copies still find it', async (t) => {
+  const { fake, clock } = await setup(t);
+  const kube = createKubeClient(fake.kubeConfig(), { timeoutMs: 5000 });
+  t.teardown(() => kube.close());
+  const claims = new ClaimStore({ leases: kube.coordination, namespace, identity: 'drop-a', clock, retryAfterSeconds: 7, retainSeconds: 900 });
+  await claims.claim(request({ cooldownSeconds: 60 }));
+  await claims.claim(request({ rule: 'long', cooldownSeconds: 1200 }));
+  clock.advance(899);
+  t.equal(await claims.sweep(clock.now()), 0, 'past the cooldown, within the retention: kept');
+  clock.advance(1);
+  t.equal(await claims.sweep(clock.now()), 1, 'at the retention: deleted');
+  t.same([...fake.leases.keys()], [`${namespace}/${claimName('long', request().pod.uid)}`], 'a cooldown longer than the retention still holds its claim');
 });
