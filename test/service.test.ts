@@ -1,68 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { FakeKube, makePod } from './helpers/fake-kube.ts';
 import { loadRequestFixture, retimed, sendRaw } from './helpers/http.ts';
+import { startService as start, stopService as stop } from './helpers/service.ts';
 
 const root = new URL('..', import.meta.url).pathname;
-
-interface Service {
-  readonly child: ChildProcess;
-  readonly port: number;
-  readonly lines: Record<string, unknown>[];
-  stderr(): string;
-}
-
-/**
- * Starts the built service and waits for it to listen: `npm start` as a user types it, or
- * `node dist/main.js` as the image runs it (npm itself dies by the signal, so only the latter
- * shows the service's own exit code).
- */
-async function start(t: Test, env: Record<string, string>, how: 'npm start' | 'node' = 'node'): Promise<Service> {
-  const home = mkdtempSync(join(tmpdir(), 'drop-home-'));
-  const [command, args] = how === 'npm start' ? ['npm', ['start', '--silent']] : [process.execPath, ['dist/main.js']];
-  const child = spawn(command, args as string[], {
-    cwd: root,
-    env: { PATH: process.env.PATH, HOME: home, PORT: '0', DROP_HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // npm does not pass SIGTERM on to the service; a terminal's Ctrl-C signals the whole group.
-    detached: how === 'npm start',
-  });
-  const lines: Record<string, unknown>[] = [];
-  let err = '';
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    let buffered = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = JSON.parse(buffered.slice(0, newline)) as Record<string, unknown>;
-        buffered = buffered.slice(newline + 1);
-        lines.push(line);
-        const found = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(String(line.msg));
-        if (found) resolve(Number(found[1]));
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`exited ${code} before listening: ${err}`)));
-  });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) process.kill(how === 'npm start' ? -(child.pid as number) : (child.pid as number), 'SIGKILL');
-  });
-  return { child, port, lines, stderr: () => err };
-}
-
-/** SIGTERM to the service (as Kubernetes sends it), or SIGINT to npm's whole group (Ctrl-C). */
-async function stop(service: Service, signal: 'SIGTERM' | 'SIGINT' = 'SIGTERM'): Promise<number | null> {
-  const exited = once(service.child, 'exit');
-  if (signal === 'SIGINT') process.kill(-(service.child.pid as number), 'SIGINT');
-  else service.child.kill('SIGTERM');
-  const [code] = (await exited) as [number | null];
-  return code;
-}
 
 t.test('with no cluster, `npm start` runs in dry-run and says why in one line', async (t) => {
   const service = await start(t, {}, 'npm start');
