@@ -309,6 +309,18 @@ t.test('ClusterSafety', async (t) => {
     t.equal((await b.take(1)).ok, true, 'a slot given back is free');
   });
 
+  t.test('a burst of takes at one replica: each granted, none lost to the replica itself, one failure stops none', async (t) => {
+    const { fake, replica } = await cluster(t, { perMinute: 600 });
+    const a = replica('drop-a');
+    fake.fail({ method: 'GET', path: new RegExp(`/leases/${budgetName}$`), status: 503 });
+    const answers = await Promise.allSettled(Array.from({ length: 30 }, () => a.take(1)));
+    t.match(answers[0], { status: 'rejected', reason: { code: 'DROP_K8S_UNAVAILABLE' } }, 'the first met the API failure');
+    t.same(answers.slice(1).map((x) => x.status === 'fulfilled' && x.value.ok), Array(29).fill(true), 'every other one was granted');
+    t.equal(JSON.parse(fake.leases.get(`${namespace}/${budgetName}`)!.metadata.annotations![budgetAnnotation]!).length, 29);
+    const writes = fake.requests.filter((r) => r.path.endsWith(`/${budgetName}`) || (r.method === 'POST' && r.path.endsWith('/leases')));
+    t.equal(writes.filter((r) => r.method !== 'GET').length, 29, 'one write per take: no compare-and-swap lost, no retry');
+  });
+
   t.test('sweep deletes the expired claims', async (t) => {
     const { fake, clock, replica } = await cluster(t);
     const a = replica('drop-a');
