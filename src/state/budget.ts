@@ -36,6 +36,12 @@ export interface BudgetStoreOptions extends StateStoreOptions {
 
 export class BudgetStore {
   private readonly attempts: number;
+  /**
+   * This replica's changes run one at a time: run at once, they would only race each other for
+   * the Lease's version, and a burst of alerts about many pods at one replica lost its
+   * compare-and-swap `attempts` times in a row (a spurious 503) against no other replica.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
   constructor(private readonly options: BudgetStoreOptions) {
     this.attempts = options.attempts ?? 5;
   }
@@ -79,8 +85,15 @@ export class BudgetStore {
     };
   }
 
+  /** One change, once this replica's earlier ones have ended (whether they succeeded or not). */
+  private change<R>(what: string, compute: (taken: number[], now: number) => { next?: number[]; result: R }): Promise<R> {
+    const run = this.queue.then(() => this.changeNow(what, compute));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   /** Read, compute, write with the version read; again on a lost race, a bounded number of times. */
-  private async change<R>(what: string, compute: (taken: number[], now: number) => { next?: number[]; result: R }): Promise<R> {
+  private async changeNow<R>(what: string, compute: (taken: number[], now: number) => { next?: number[]; result: R }): Promise<R> {
     const { namespace, retryAfterSeconds, leases } = this.options;
     const name = budgetName;
     for (let attempt = 0; attempt < this.attempts; attempt++) {
