@@ -189,7 +189,8 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, deli
   const won = claims.filter((c) => c.state === 'won');
   const done = claims.filter((c) => c.state === 'done');
   if (won.length === 0 && done.length === 0) {
-    const waits = claims.map((c) => `${c.rule.name} ${c.state === 'cooling' ? c.remainingSeconds : 0} s`).join(', ');
+    // Every claim is cooling here: a busy one was answered 503 in claimRules.
+    const waits = claims.map((c) => `${c.rule.name} ${(c as Extract<RuleClaim, { state: 'cooling' }>).remainingSeconds} s`).join(', ');
     return skip(`cooldown: already responded to pod ${target.namespace}/${target.name} (${waits} left)`, target, rules, dryRun);
   }
   const destructive = won

@@ -79,6 +79,7 @@ export function recordable(outcome: RecordedOutcome): RecordedOutcome {
     kept.push(next.at(-1)!);
   }
   const left = outcome.outcomes.length - kept.length;
+  if (left === 0) return { outcomes: kept };
   return { outcomes: [...kept, { action: 'record', status: 'skipped', reason: `${left} more outcomes were not recorded (a claim holds ${maxOutcomeBytes} bytes)` }] };
 }
 

@@ -89,6 +89,13 @@ t.test('recordable', async (t) => {
     t.ok(bytes({ outcomes: withNext }) > maxOutcomeBytes - 200, 'as many as fit are kept');
   });
 
+  t.test('when every outcome fits once cut to 64 characters, all are kept and no note is added', async (t) => {
+    const long = { outcomes: Array.from({ length: 25 }, (_, i) => ({ action: 'label', status: 'done' as const, reason: `${i % 10}`.repeat(200) })) };
+    t.ok(bytes({ outcomes: long.outcomes.map((o) => ({ ...o, reason: clipText(o.reason, 128) })) }) > maxOutcomeBytes, '128 does not fit');
+    const cut = recordable(long);
+    t.same(cut, { outcomes: long.outcomes.map((o) => ({ ...o, reason: clipText(o.reason, 64) })) });
+  });
+
   t.test('whatever the outcomes, the result fits a claim and ClaimStore.record takes it', async (t) => {
     const worst = { outcomes: Array.from({ length: 50 }, () => ({ action: '\u0000'.repeat(5000), status: 'failed' as const, reason: '😀\u0001"'.repeat(5000) })) };
     const cut = recordable(worst);
@@ -143,7 +150,7 @@ async function cluster(t: Test, options: { perMinute?: number } = {}) {
   const replica = (identity: string) => {
     const kube = createKubeClient(fake.kubeConfig(), { timeoutMs: 5000 });
     kubes.push(kube);
-    const safety = createSafety({ kube, dryRun: false, namespace, identity, clock, retryAfterSeconds: 7, destructivePerMinute: options.perMinute ?? 3 });
+    const safety = createSafety({ kube, dryRun: false, namespace, identity, clock, retryAfterSeconds: 7, destructivePerMinute: options.perMinute ?? 3, maxAlertAgeSeconds: 900 });
     if (!(safety instanceof ClusterSafety)) throw new Error('a cluster that is acted on keeps its state in Leases');
     return safety;
   };
@@ -321,16 +328,17 @@ t.test('ClusterSafety', async (t) => {
     t.equal(writes.filter((r) => r.method !== 'GET').length, 29, 'one write per take: no compare-and-swap lost, no retry');
   });
 
-  t.test('sweep deletes the expired claims', async (t) => {
+  t.test('sweep deletes the claims once past both their cooldown and the alert age limit', async (t) => {
     const { fake, clock, replica } = await cluster(t);
     const a = replica('drop-a');
     won(await a.claim(rule, pod, event('e-1')));
-    won(await a.claim({ ...rule, name: 'short', cooldownSeconds: 5 }, pod, event('e-1')));
-    t.equal(await a.sweep(), 0);
-    clock.advance(5);
-    t.equal(await a.sweep(), 1);
-    t.same([...fake.leases.keys()], [leaseKey]);
-    clock.advance(55);
+    won(await a.claim({ ...rule, name: 'long', cooldownSeconds: 1000 }, pod, event('e-1')));
+    clock.advance(60);
+    t.equal(await a.sweep(), 0, 'past the cooldown, a claim is kept while a copy of its alert could still come');
+    clock.advance(840);
+    t.equal(await a.sweep(), 1, 'at 900 s (maxAlertAgeSeconds) it goes');
+    t.same([...fake.leases.keys()], [`${namespace}/${claimName('long', pod.uid)}`], 'a longer cooldown keeps its claim');
+    clock.advance(100);
     t.equal(await a.sweep(), 1);
     t.equal(fake.leases.size, 0);
   });
@@ -338,7 +346,7 @@ t.test('ClusterSafety', async (t) => {
 
 t.test('createSafety keeps the state in memory without a cluster or under the global dry-run, else in Leases', async (t) => {
   const clock = new ManualClock();
-  const wiring = { namespace: 'drop-ns', identity: 'drop-xyz', clock, retryAfterSeconds: 5, destructivePerMinute: 1 };
+  const wiring = { namespace: 'drop-ns', identity: 'drop-xyz', clock, retryAfterSeconds: 5, destructivePerMinute: 1, maxAlertAgeSeconds: 900 };
   const none = createSafety({ ...wiring, kube: undefined, dryRun: false });
   t.ok(none instanceof MemorySafety);
   t.equal(none.home, 'memory');
