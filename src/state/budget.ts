@@ -42,6 +42,8 @@ export class BudgetStore {
    * compare-and-swap `attempts` times in a row (a spurious 503) against no other replica.
    */
   private queue: Promise<unknown> = Promise.resolve();
+  /** The budget's Lease as this replica last read or wrote it. */
+  private known: V1Lease | undefined;
   constructor(private readonly options: BudgetStoreOptions) {
     this.attempts = options.attempts ?? 5;
   }
@@ -92,21 +94,40 @@ export class BudgetStore {
     return run;
   }
 
-  /** Read, compute, write with the version read; again on a lost race, a bounded number of times. */
+  /**
+   * Compute from the Lease as last read or written, write with its version; on a lost race read
+   * it and go again, a bounded number of times. Starting from this replica's own last copy saves
+   * the read when no other replica wrote since (the usual case): the write's version check makes
+   * a stale copy lose, never count wrong. An answer that writes nothing (a refusal) is only
+   * given from a fresh read.
+   */
   private async changeNow<R>(what: string, compute: (taken: number[], now: number) => { next?: number[]; result: R }): Promise<R> {
     const { namespace, retryAfterSeconds, leases } = this.options;
     const name = budgetName;
-    for (let attempt = 0; attempt < this.attempts; attempt++) {
+    let cached = this.known;
+    for (let attempt = 0; attempt < this.attempts; ) {
       const now = this.options.clock.now().getTime();
-      const current = await apiCallOr(what, retryAfterSeconds, [404], () => leases.readNamespacedLease({ name, namespace }));
+      const current = cached ?? (await apiCallOr(what, retryAfterSeconds, [404], () => leases.readNamespacedLease({ name, namespace })));
+      this.known = undefined;
       const taken = current === 404 ? [] : readTaken(current, now);
+      if (current !== 404) this.known = current;
       const { next, result } = compute(taken, now);
-      if (!next) return result;
+      if (!next) {
+        if (cached === undefined) return result;
+        cached = undefined;
+        continue;
+      }
       const body = this.build(next, now, current === 404 ? undefined : current);
-      const written = await apiCallOr(what, retryAfterSeconds, [409], () =>
+      const written = await apiCallOr(what, retryAfterSeconds, [404, 409], () =>
         current === 404 ? leases.createNamespacedLease({ namespace, body }) : leases.replaceNamespacedLease({ name, namespace, body }),
       );
-      if (written !== 409) return result;
+      if (written !== 404 && written !== 409) {
+        this.known = written;
+        return result;
+      }
+      // Another replica wrote first (or the Lease was deleted): read it and decide again.
+      this.known = cached = undefined;
+      attempt++;
     }
     throw contended(`${what} (Lease ${namespace}/${name})`, this.attempts, retryAfterSeconds);
   }

@@ -123,3 +123,43 @@ t.test('a budget Lease drop did not write is refused, not guessed; one without t
   t.match(await a.budget.take(3), { ok: true });
   t.equal(stored(fake).length, 3);
 });
+
+t.test("a replica starts from its own last copy: one write per take while no other replica writes; a stale copy loses, is re-read, and the budget holds", async (t) => {
+  const { fake, replica } = await setup(t, { perMinute: 4 });
+  const a = replica('drop-a');
+  const b = replica('drop-b');
+  const calls = (from: number) => fake.requests.slice(from).map((r) => r.method);
+  t.match(await a.budget.take(1), { ok: true });
+  let mark = fake.requests.length;
+  t.match(await a.budget.take(1), { ok: true });
+  t.same(calls(mark), ['PUT'], 'the second take is one write, no read');
+
+  // b writes: a's copy is stale. Its write loses on the version (409), it reads, and writes again.
+  const fromB = await b.budget.take(1);
+  mark = fake.requests.length;
+  t.match(await a.budget.take(1), { ok: true });
+  t.same(calls(mark), ['PUT', 'GET', 'PUT'], 'stale: lost, read, written');
+  t.equal(stored(fake).length, 4, "b's slot was not overwritten");
+
+  // The budget is full in a's copy; b gives its slot back. a's refusal would come from a stale
+  // copy, so a reads before it answers: the freed slot is granted.
+  if (!fromB.ok) throw new Error('b should have had its slot');
+  await fromB.giveBack(1);
+  mark = fake.requests.length;
+  t.match(await a.budget.take(1), { ok: true }, 'granted from a fresh read');
+  t.same(calls(mark), ['GET', 'PUT'], 'a refusal from its own copy is checked by a read first');
+  t.same(await a.budget.take(1), { ok: false, retryAfterSeconds: 60 }, 'and a real refusal is still a refusal');
+  t.equal(stored(fake).length, 4);
+});
+
+t.test('a budget Lease deleted by hand (a reset) is read again and created anew', async (t) => {
+  const { fake, replica } = await setup(t, { perMinute: 3 });
+  const a = replica('drop-a');
+  t.match(await a.budget.take(2), { ok: true });
+  fake.leases.delete(`${namespace}/${budgetName}`);
+  fake.fail({ method: 'PUT', path: new RegExp(`${budgetName}$`), status: 404, body: statusBody(404, `leases.coordination.k8s.io "${budgetName}" not found`) });
+  const mark = fake.requests.length;
+  t.match(await a.budget.take(1), { ok: true });
+  t.same(fake.requests.slice(mark).map((r) => r.method), ['PUT', 'GET', 'POST'], 'the write finds it gone: read (404), create');
+  t.equal(stored(fake).length, 1, 'the reset budget holds only the new slot');
+});
