@@ -13,6 +13,7 @@ import { defaultRedeliveryMaxBytes, RedeliveryMemory, stringBytes } from './rede
 import { buildReply, buildReplyData, replyId } from './reply.ts';
 import { respond, type Response, type ResponderOptions } from './responder.ts';
 import { Lifecycle } from './shutdown.ts';
+import { traceContextOf, traceFields, type TraceContext } from './trace.ts';
 
 export interface AppOptions {
   readonly logger: Logger;
@@ -249,12 +250,13 @@ export function buildApp(options: AppOptions) {
   }
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const answer = answered.get(error) ?? logRejection({ ce: headerFields(request.headers), sender: request.sender }, error);
+    const fields = { ce: headerFields(request.headers), sender: request.sender, ...traceFields(traceContextOf(request.headers, undefined)) };
+    const answer = answered.get(error) ?? logRejection(fields, error);
     return send(reply, answer);
   });
 
   /** Decides and acts on one alert: the work shared by every copy of its delivery. */
-  async function decide(alert: FalcoAlert, event: IncomingEvent): Promise<Answer> {
+  async function decide(alert: FalcoAlert, event: IncomingEvent, trace: TraceContext | undefined): Promise<Answer> {
     const context = event.context;
     let response: Response;
     try {
@@ -274,16 +276,19 @@ export function buildApp(options: AppOptions) {
       return { ...errorAnswer(error), log: decisionLog(response, error.status), ...problems };
     }
     // The reply's id follows from the alert's, so the copies of one alert answered by different
-    // replicas reply with one event (same source and id), which consumers see as one.
-    const reply = buildReply(data, options.replySource, `${response.target.namespace}/${response.target.name}`, replyId(event.key));
+    // replicas reply with one event (same source and id), which consumers see as one. It
+    // carries the alert's trace id on, so the response can be followed to the pod.
+    const reply = buildReply(data, options.replySource, `${response.target.namespace}/${response.target.name}`, replyId(event.key), trace);
     return { status: 200, headers: reply.headers, body: reply.body, log: decisionLog(response, 200), ...problems };
   }
 
-  async function answerAlert(event: IncomingEvent, sender: string | undefined): Promise<Answer> {
+  async function answerAlert(event: IncomingEvent, headers: Headers, sender: string | undefined): Promise<Answer> {
     const started = performance.now();
     const context = event.context;
     const parsed = parseFalcoAlert(event.data, context?.type);
-    const base = { ce: context ? eventFields(context) : undefined, mode: event.mode, sender };
+    // This delivery's trace context: logged on its line even when the answer is a remembered one.
+    const trace = traceContextOf(headers, context);
+    const base = { ce: context ? eventFields(context) : undefined, mode: event.mode, sender, ...traceFields(trace) };
     try {
       if (typeof parsed === 'string') throw new DropError('DROP_INVALID_ALERT', `the Falco payload is invalid: ${parsed}`);
       if (parsed === undefined) {
@@ -294,7 +299,7 @@ export function buildApp(options: AppOptions) {
         return { status: 202, headers: {}, body: undefined, log: { msg: 'ignored', fields: {} } };
       }
       const alert = parsed;
-      const { result, replayed } = await memory.once(event.key, () => decide(alert, event));
+      const { result, replayed } = await memory.once(event.key, () => decide(alert, event, trace));
       // The age the guard judged: the alert's own time, else its CloudEvent's.
       const time = alertTimeMs(alert, context?.time);
       const fields = { ...base, ...alertFields(alert, time === undefined ? undefined : options.responder.clock.now().getTime() - time) };
@@ -344,11 +349,11 @@ export function buildApp(options: AppOptions) {
     const events = parseDelivery(request.headers, body);
     // parseDelivery gives one event, or a batch's events (none for an empty batch).
     const [first] = events;
-    if (first && first.mode !== 'batch') return send(reply, await answerAlert(first, request.sender));
+    if (first && first.mode !== 'batch') return send(reply, await answerAlert(first, request.headers, request.sender));
     // A batch cannot carry one reply event: answer 202 when every event is done, else the
     // most urgent failure (a retryable one first, so the whole batch comes back; the work
     // already done is answered from memory then).
-    const answers = await Promise.allSettled(events.map((event) => answerAlert(event, request.sender)));
+    const answers = await Promise.allSettled(events.map((event) => answerAlert(event, request.headers, request.sender)));
     const failures = answers.flatMap((a) => (a.status === 'rejected' ? [a.reason as unknown] : []));
     const failed = answers.flatMap((a) => (a.status === 'fulfilled' && a.value.status >= 300 ? [a.value] : []));
     const retryable = failures.find((e) => !(e instanceof DropError) || e.retryable);

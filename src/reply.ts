@@ -5,6 +5,7 @@ import type { FalcoAlert } from './falco.ts';
 import type { EventContext } from './incoming.ts';
 import { stringifyJson } from './json.ts';
 import type { ActResponse } from './responder.ts';
+import { childTraceparent, type TraceContext } from './trace.ts';
 
 /**
  * The type of drop's reply events. A reply goes back into the Broker and through every Trigger:
@@ -57,19 +58,32 @@ export function replyId(key: string): string {
 }
 
 /**
- * A binary-mode CloudEvent reply. The SDK builds and validates the headers; the body is written
- * with lossless JSON so `evt.time` (above 2^53) keeps every digit.
+ * The HTTP binding's percent-encoding of a header value, for the characters a tracestate may
+ * hold that need it (space, double quote, percent); it holds no others outside printable ASCII.
  */
-export function buildReply(data: Record<string, unknown>, source: string, subject: string, id: string): Reply {
+function encodeTracestate(value: string): string {
+  return value.replace(/[ "%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/**
+ * A binary-mode CloudEvent reply. The SDK builds and validates the headers; the body is written
+ * with lossless JSON so `evt.time` (above 2^53) keeps every digit. With the alert's trace
+ * context, the reply carries the CloudEvents distributed-tracing extension: the same trace id
+ * with a new span id (`ce-traceparent`), and the tracestate as received (`ce-tracestate`).
+ */
+export function buildReply(data: Record<string, unknown>, source: string, subject: string, id: string, trace?: TraceContext): Reply {
   const event = new CloudEvent({
     id,
     type: replyType,
     source,
     subject,
     datacontenttype: 'application/json',
+    ...(trace ? { traceparent: childTraceparent(trace) } : {}),
+    ...(trace?.tracestate ? { tracestate: trace.tracestate } : {}),
   });
   const message = HTTP.binary(event);
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(message.headers)) headers[name.toLowerCase()] = String(value);
+  if (headers['ce-tracestate'] !== undefined) headers['ce-tracestate'] = encodeTracestate(headers['ce-tracestate']);
   return { headers, body: stringifyJson(data) };
 }
