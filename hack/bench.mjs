@@ -8,7 +8,9 @@
 //     on a fresh service at 64 concurrent keep-alive connections. The pod's limit is 256 Mi;
 //     the target is a peak under 200 MB.
 // It only talks to 127.0.0.1 and stops by itself. Absolute times depend on the machine; compare
-// the ratios. BENCH_ONLY=flood runs only the flood; BENCH_HOSTILE (default 2,000: what is
+// the ratios. 5. The acting path (hack/bench-acting.ts): API calls and times per action
+// against the fake API server, about 20 s. BENCH_ONLY=acting runs only it, BENCH_ONLY=flood
+// only the flood (and then the acting path is skipped); BENCH_HOSTILE (default 2,000: what is
 // kept is bounded, so the peak follows the concurrency, not the count; the issue's figure is
 // BENCH_HOSTILE=20000, tens of minutes on 2 shared cores), BENCH_IGNORED (100,000) and
 // BENCH_CONNECTIONS (64) set its counts; BENCH_NODE_OPTIONS passes Node flags to the service.
@@ -213,11 +215,19 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
 try {
-  if (only !== 'flood') await coldStartAndLatency();
-  await floods();
+  if (only !== 'flood' && only !== 'acting') await coldStartAndLatency();
+  if (only !== 'acting') await floods();
+  if (only !== 'flood') await acting();
 } finally {
   rmSync(baselineDir, { recursive: true, force: true });
   rmSync(baseline, { force: true });
+}
+
+/** The acting path, in a process of its own: TypeScript, to run the fake API server of test/helpers. */
+async function acting() {
+  const child = spawn(process.execPath, ['--import', '@tapjs/typescript/import', 'hack/bench-acting.ts'], { stdio: 'inherit' });
+  const [code] = await new Promise((r) => child.on('exit', (...a) => r(a)));
+  if (code !== 0) throw new Error(`hack/bench-acting.ts exited ${code}`);
 }
 
 async function coldStartAndLatency() {

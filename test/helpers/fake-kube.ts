@@ -17,6 +17,8 @@ export interface RecordedRequest {
   /** Over TLS: the common name of the client certificate the caller presented, if any. */
   readonly clientCertificate?: string;
   readonly body: unknown;
+  /** When its headers arrived: `performance.now()` in the fake's process (for hack/bench-acting.ts). */
+  readonly at: number;
 }
 
 /** The fake's TLS material (test/fixtures/tls): a CA, the server's certificate for 127.0.0.1, a client's. */
@@ -323,9 +325,10 @@ export class FakeKube {
    */
   constructor(private readonly options: { readonly terminatingPods?: boolean; readonly tls?: boolean } = {}) {
     const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const at = performance.now();
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => void this.handle(req, res, Buffer.concat(chunks).toString('utf8')));
+      req.on('end', () => void this.handle(req, res, Buffer.concat(chunks).toString('utf8'), at));
     };
     // With `tls`, HTTPS as the API server serves it: its certificate signed by the cluster CA;
     // a client certificate is asked for and, when given, must be signed by that CA.
@@ -492,7 +495,7 @@ export class FakeKube {
     writeBody(res, status, { 'content-type': 'application/json', ...headers }, JSON.stringify(body));
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse, text: string): Promise<void> {
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse, text: string, at: number): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
     let body: unknown = text;
     if (text !== '' && (req.headers['content-type'] ?? '').includes('json')) body = JSON.parse(text);
@@ -505,6 +508,7 @@ export class FakeKube {
       authorization: req.headers.authorization,
       ...(this.options.tls ? { clientCertificate: clientName(req.socket as TLSSocket) } : {}),
       body,
+      at,
     };
     this.requests.push(recorded);
     const fault = this.faults.find((f) => f.method === recorded.method && f.path.test(recorded.path) && (f.times ?? 0) > 0);
