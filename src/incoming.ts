@@ -35,7 +35,8 @@ export type Headers = Readonly<Record<string, string | string[] | undefined>>;
 const coreAttributes = ['specversion', 'id', 'source', 'type'] as const;
 const knownAttributes = new Set(['specversion', 'id', 'source', 'type', 'time', 'subject', 'datacontenttype', 'dataschema', 'data', 'data_base64']);
 
-function header(headers: Headers, name: string): string | undefined {
+/** A header's value, repeated ones joined with commas (as HTTP folds them). */
+export function header(headers: Headers, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value.join(',') : value;
 }

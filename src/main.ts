@@ -77,11 +77,12 @@ async function main(): Promise<void> {
   if (dryRunReason) logger.warn({ dryRun: true, reason: dryRunReason }, `DRY-RUN: nothing will be changed in any cluster (${dryRunReason})`);
   else logger.info({ dryRun: false, cluster: found.kubeConfig?.getCurrentCluster()?.server, from: 'from' in found ? found.from : undefined }, 'acting on the cluster');
   logger.info({ policy: policy.origin, rules: policy.rules.map((r) => r.name) }, 'policy loaded');
-  const stopSweeps = safety instanceof ClusterSafety ? scheduleSweeps(safety, logger) : () => {};
+  let stopSweeps = (): void => {};
   if (safety instanceof ClusterSafety) {
-    logger.info({ state: 'cluster', namespace: stateNamespace, identity: settings.identity }, `claims and the destructive budget live in Leases in namespace ${stateNamespace}, shared by every replica`);
+    stopSweeps = scheduleSweeps(safety, logger);
+    logger.info({ state: safety.home, namespace: stateNamespace, identity: settings.identity }, `claims and the destructive budget live in Leases in namespace ${stateNamespace}, shared by every replica`);
   } else {
-    logger.info({ state: 'memory' }, 'dry-run: claims and the destructive budget live in this process\'s memory, not in the cluster');
+    logger.info({ state: safety.home }, 'dry-run: claims and the destructive budget live in this process\'s memory, not in the cluster');
   }
   if (senderAuth) logger.info({ audience: senderAuth.audience, allowedSenders: senderAuth.allowedSenders }, 'sender authentication on: POST / needs a token for the audience from an allowed sender');
   else {

@@ -9,7 +9,7 @@ import { selectRules, type Policy, type ResponseRule } from './policy.ts';
 import { selectTarget, type PodTarget } from './target.ts';
 import { optOutKey, optedOut, type Clock } from './guards.ts';
 import type { RecordedOutcome, RuleClaim, SafetyState } from './safety.ts';
-import type { EventRef } from './state/claims.ts';
+import type { ClaimedPod, EventRef } from './state/claims.ts';
 
 export interface ResponderOptions {
   readonly policy: Policy;
@@ -228,7 +228,7 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, deli
       await finish(won[current]!, from);
     }
   } catch (error) {
-    await Promise.all(won.slice(current).map((c) => c.release()));
+    await release(won.slice(current));
     const spent = outcomes.filter((o) => o.status === 'done' && actionModules.get(o.action)!.destructive).length;
     await granted.giveBack(destructive - spent).catch(() => undefined);
     throw error;
@@ -249,9 +249,9 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, deli
  * is being responded to elsewhere right now, the claims won are given back and the answer is
  * 503: the Broker's retry is answered from that response's record.
  */
-async function claimRules(options: ResponderOptions, rules: readonly ResponseRule[], pod: { namespace: string; name: string; uid: string }, event: EventRef): Promise<RuleClaim[]> {
+async function claimRules(options: ResponderOptions, rules: readonly ResponseRule[], pod: ClaimedPod, event: EventRef): Promise<RuleClaim[]> {
   const claims: RuleClaim[] = [];
-  const releaseWon = () => Promise.all(claims.map((c) => (c.state === 'won' ? c.release() : undefined)));
+  const releaseWon = () => release(claims.filter((c) => c.state === 'won'));
   for (const rule of rules) {
     let claim: RuleClaim;
     try {
@@ -279,11 +279,16 @@ async function takeBudget(options: ResponderOptions, count: number, won: readonl
   try {
     granted = await options.safety.take(count);
   } catch (error) {
-    await Promise.all(won.map((c) => c.release()));
+    await release(won);
     throw error;
   }
-  if (!granted.ok) await Promise.all(won.map((c) => c.release()));
+  if (!granted.ok) await release(won);
   return granted;
+}
+
+/** Gives claims won back, so the Broker's retry can claim them again. */
+async function release(won: readonly Extract<RuleClaim, { state: 'won' }>[]): Promise<void> {
+  await Promise.all(won.map((c) => c.release()));
 }
 
 /** Runs one response rule's actions in order, recording an Event for each outcome. */

@@ -41,7 +41,7 @@ export type RuleClaim =
   | { readonly state: 'cooling'; readonly rule: ResponseRule; readonly remainingSeconds: number };
 
 export interface SafetyState {
-  /** Where the state lives, as the startup log and /readyz say it. */
+  /** Where the state lives, as the startup log says it. */
   readonly home: 'cluster' | 'memory';
   claim(rule: ResponseRule, pod: ClaimedPod, event: EventRef): Promise<RuleClaim>;
   /** Takes `count` slots of the destructive budget, or says in how many seconds they free up. */

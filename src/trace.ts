@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { EventContext, Headers } from './incoming.ts';
+import { header, type EventContext, type Headers } from './incoming.ts';
 
 /**
  * The W3C trace context an event arrived with, as drop logs it and passes it on in its reply.
@@ -54,11 +54,6 @@ export function parseTracestate(value: unknown): string | undefined {
   if (members.length === 0 || members.length > maxMembers || !members.every((m) => member.test(m))) return undefined;
   const list = members.join(',');
   return list.length > maxTracestateChars ? undefined : list;
-}
-
-function header(headers: Headers, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value.join(',') : value;
 }
 
 /**
