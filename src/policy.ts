@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, isSeq, parseDocument } from 'yaml';
@@ -211,16 +212,34 @@ export function parsePolicy(text: string, origin: string): Policy {
   return policyFromObject(document.toJS(), origin, new ProblemList(document, lines));
 }
 
+/**
+ * A policy as loaded: the policy, the files it was read from in load order (none for the
+ * built-in default), and the sha256 (hex) of those files' bytes in that order (of the built-in
+ * default's text when there are none), which /readyz and `check` show so a user can compare.
+ */
+export interface LoadedPolicy {
+  readonly policy: Policy;
+  readonly files: readonly string[];
+  readonly sha256: string;
+}
+
 /** Reads the policy file, or the built-in default when no path is given. */
-export async function loadPolicy(path: string | undefined): Promise<Policy> {
-  if (path === undefined) return parsePolicy(defaultPolicyYaml, 'built-in default');
-  let text: string;
+export async function loadPolicyFiles(path: string | undefined): Promise<LoadedPolicy> {
+  if (path === undefined) {
+    return { policy: parsePolicy(defaultPolicyYaml, 'built-in default'), files: [], sha256: createHash('sha256').update(defaultPolicyYaml).digest('hex') };
+  }
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (error) {
     throw new PolicyError(path, [{ path: '', line: undefined, column: undefined, message: `cannot read: ${(error as Error).message}` }]);
   }
-  return parsePolicy(text, path);
+  return { policy: parsePolicy(bytes.toString('utf8'), path), files: [path], sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
+/** Reads the policy file, or the built-in default when no path is given. */
+export async function loadPolicy(path: string | undefined): Promise<Policy> {
+  return (await loadPolicyFiles(path)).policy;
 }
 
 /** How each response rule fared for one alert, in evaluation order. */

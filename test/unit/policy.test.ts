@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import t from 'tap';
 import type { FalcoAlert } from '../../src/falco.ts';
@@ -6,6 +7,7 @@ import {
   defaultPolicyYaml,
   evaluateRules,
   loadPolicy,
+  loadPolicyFiles,
   parsePolicy,
   policyFromObject,
   selectRules,
@@ -288,6 +290,18 @@ t.test('loadPolicy reads a file', async (t) => {
   );
   t.type(error, PolicyError);
   t.equal((error as PolicyError).message, `invalid policy ${join(dir, 'bad.yaml')} (1 problem):\n  ${join(dir, 'bad.yaml')}:1:1 /rules: must be array`);
+});
+
+t.test('loadPolicyFiles names the files read and the sha256 of their bytes, which a user can compare with sha256sum', async (t) => {
+  const text = 'rules:\n  - name: any\n    match: {}\n    actions: [{action: delete}]\n';
+  const dir = t.testdir({ 'policy.yaml': text });
+  const loaded = await loadPolicyFiles(join(dir, 'policy.yaml'));
+  t.same(loaded.files, [join(dir, 'policy.yaml')]);
+  t.equal(loaded.sha256, createHash('sha256').update(text).digest('hex'));
+  t.same(loaded.policy.rules.map((r) => r.name), ['any']);
+  const builtIn = await loadPolicyFiles(undefined);
+  t.same(builtIn.files, [], 'the built-in default is read from no file');
+  t.equal(builtIn.sha256, createHash('sha256').update(defaultPolicyYaml).digest('hex'));
 });
 
 t.test('loadPolicy of a missing file is a PolicyError naming the file', async (t) => {
