@@ -13,6 +13,7 @@ import { buildProtectedNamespaces } from './protection.ts';
 import { createSafety, scheduleSweeps, ClusterSafety } from './safety.ts';
 import { closeTimeoutSeconds, Lifecycle, Shutdown } from './shutdown.ts';
 import { parseSettings } from './settings.ts';
+import { EvidenceStore } from './state/evidence.ts';
 
 async function main(): Promise<void> {
   const settings = parseSettings(process.env);
@@ -71,6 +72,8 @@ async function main(): Promise<void> {
       retryAfterSeconds: settings.retryAfterSeconds,
       clock,
       safety,
+      // What `capture` collects is kept in Secrets beside the claims; never under the dry-run.
+      evidence: kube && !dryRun ? new EvidenceStore({ core: kube.core, namespace: stateNamespace, clock, retryAfterSeconds: settings.retryAfterSeconds }) : undefined,
     },
   });
 

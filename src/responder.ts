@@ -10,6 +10,7 @@ import { selectTarget, type PodTarget } from './target.ts';
 import { optOutKey, optedOut, type Clock } from './guards.ts';
 import type { RecordedOutcome, RuleClaim, SafetyState } from './safety.ts';
 import type { ClaimedPod, EventRef } from './state/claims.ts';
+import type { EvidenceStore } from './state/evidence.ts';
 
 export interface ResponderOptions {
   readonly policy: Policy;
@@ -26,6 +27,8 @@ export interface ResponderOptions {
    * cluster's API when acting (shared by every replica), in memory under the global dry-run.
    */
   readonly safety: SafetyState;
+  /** Where `capture` keeps what it collected (Secrets in drop's namespace); none: only the reply carries it. */
+  readonly evidence?: EvidenceStore;
 }
 
 interface ResponseCommon {
@@ -224,7 +227,7 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, deli
   try {
     for (; current < won.length; current++) {
       const from = outcomes.length;
-      await runRule(options, won[current]!.rule, { target, pod, alert }, outcomes, eventErrors);
+      await runRule(options, won[current]!.rule, { target, pod, alert, event }, outcomes, eventErrors);
       await finish(won[current]!, from);
     }
   } catch (error) {
@@ -295,12 +298,14 @@ async function release(won: readonly Extract<RuleClaim, { state: 'won' }>[]): Pr
 async function runRule(
   options: ResponderOptions,
   rule: ResponseRule,
-  about: { target: PodTarget; pod: V1Pod | undefined; alert: FalcoAlert },
+  about: { target: PodTarget; pod: V1Pod | undefined; alert: FalcoAlert; event: EventRef },
   outcomes: ActionOutcome[],
   eventErrors: string[],
 ): Promise<void> {
-  const { target, pod, alert } = about;
+  const { target, pod, alert, event } = about;
   const context = {
+    event,
+    evidence: options.evidence,
     kube: options.kube,
     target,
     pod,
