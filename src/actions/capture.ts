@@ -1,4 +1,4 @@
-import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
+import type { V1ContainerStatus, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import { DropError } from '../errors.ts';
 import { isApiStatus, kubeFailure, type KubeClient } from '../kube.ts';
 import { captureName, type ContainerLog, type PodCapture } from '../state/evidence.ts';
@@ -61,25 +61,22 @@ function lineCount(text: string): number {
  * lines are long: it asks again for half as many lines as came, until the answer ends with the
  * log's end. A 400 (the container is waiting to start, has no log yet) is a note, not a failure.
  */
-async function readTail(kube: KubeClient, target: PodTarget, container: string, retryAfterSeconds: number): Promise<{ text: string; whole: boolean } | { note: string }> {
-  let lines = firstTailLines;
-  for (let read = 1; ; read++) {
-    let text: string;
-    try {
-      text = await kube.core.readNamespacedPodLog({ namespace: target.namespace, name: target.name, container, tailLines: lines, limitBytes: readLimitBytes });
-    } catch (error) {
-      const failure = kubeFailure(error, `read the log of container ${container}`, retryAfterSeconds);
-      if (isApiStatus(error, 400)) return { note: failure.message };
-      throw failure;
-    }
-    // Decoding only grows the text (an invalid byte becomes 3), so a log that was cut reads as
-    // at least the limit; a leading byte-order mark (3 bytes) is dropped by the decoding.
-    const cut = Buffer.byteLength(text) >= readLimitBytes - 3;
-    if (!cut) return { text, whole: lineCount(text) < lines };
-    const newlines = lineCount(text) - 1;
-    if (lines === 1 || read === maxReads) return { text, whole: false };
-    lines = Math.max(1, Math.floor((newlines > 1 ? newlines : lines) / 2));
+async function readTail(kube: KubeClient, target: PodTarget, container: string, retryAfterSeconds: number, lines = firstTailLines, read = 1): Promise<{ text: string; whole: boolean } | { note: string }> {
+  let text: string;
+  try {
+    text = await kube.core.readNamespacedPodLog({ namespace: target.namespace, name: target.name, container, tailLines: lines, limitBytes: readLimitBytes });
+  } catch (error) {
+    const failure = kubeFailure(error, `read the log of container ${container}`, retryAfterSeconds);
+    if (isApiStatus(error, 400)) return { note: failure.message };
+    throw failure;
   }
+  // Decoding only grows the text (an invalid byte becomes 3), so a log that was cut reads as at
+  // least the limit; a leading byte-order mark (3 bytes) is dropped by the decoding.
+  const cut = Buffer.byteLength(text) >= readLimitBytes - 3;
+  if (!cut) return { text, whole: lineCount(text) < lines };
+  if (lines === 1 || read === maxReads) return { text, whole: false };
+  const newlines = lineCount(text) - 1;
+  return readTail(kube, target, container, retryAfterSeconds, Math.max(1, Math.floor((newlines > 1 ? newlines : lines) / 2)), read + 1);
 }
 
 /** The pod as JSON, times as the API writes them, without managedFields (who wrote which field). */
@@ -93,7 +90,8 @@ function manifestOf(pod: V1Pod): Record<string, unknown> {
   delete json.metadata?.managedFields;
   const bytes = Buffer.byteLength(JSON.stringify(json));
   if (bytes <= maxManifestBytes) return json;
-  const { name, namespace, uid } = pod.metadata ?? {};
+  // A pod read from the API always has its metadata.
+  const { name, namespace, uid } = pod.metadata as V1ObjectMeta;
   return { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, uid }, omitted: `the manifest is ${bytes} bytes, more than ${maxManifestBytes}: only the pod's identity is kept` };
 }
 
@@ -177,7 +175,7 @@ export const captureAction: ActionModule = {
       return notCaptured(error, required, ref);
     }
     const capture: PodCapture = {
-      pod: { namespace: context.target.namespace, name: context.target.name, uid: pod.metadata?.uid ?? '' },
+      pod: { namespace: context.target.namespace, name: context.target.name, uid: pod.metadata?.uid as string },
       capturedAt: new Date().toISOString(),
       secret: name ? `${store!.namespace}/${name}` : null,
       manifest: manifestOf(pod),

@@ -146,8 +146,9 @@ export class EvidenceStore {
     const { core, namespace, retryAfterSeconds } = this.options;
     const selector = `app.kubernetes.io/managed-by=${managedByLabel['app.kubernetes.io/managed-by']},${stateLabel}=capture`;
     const list = await apiCall(`list the captures in ${namespace}`, retryAfterSeconds, () => core.listNamespacedSecret({ namespace, labelSelector: selector }, metadataOnly));
-    const born = (s: V1Secret): number => new Date(s.metadata?.creationTimestamp ?? 0).getTime();
-    const oldestFirst = [...list.items].sort((x, y) => born(x) - born(y) || (x.metadata?.name ?? '').localeCompare(y.metadata?.name ?? ''));
+    // The API server stamps every object with its creation time (whole seconds) and a name.
+    const born = (s: V1Secret): number => new Date(s.metadata?.creationTimestamp as Date).getTime();
+    const oldestFirst = [...list.items].sort((x, y) => born(x) - born(y) || (x.metadata?.name as string).localeCompare(y.metadata?.name as string));
     const expiredBefore = this.options.clock.now().getTime() - this.ttlSeconds * 1000;
     const excess = Math.max(0, oldestFirst.length - Math.max(0, this.max - room));
     const doomed = oldestFirst.filter((s, i) => i < excess || born(s) < expiredBefore);

@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { captured, type ActionOutcome } from '../../src/actions/action.ts';
 import { captureAction, maxContainerLogBytes } from '../../src/actions/capture.ts';
-import { jsonBytes } from '../../src/actions/log-tail.ts';
+import { clipLogTail, jsonBytes } from '../../src/actions/log-tail.ts';
 import { captureAnnotations, captureName, EvidenceStore, type PodCapture } from '../../src/state/evidence.ts';
 import { statusBody, type FakePod } from '../helpers/fake-kube.ts';
 import { cluster, podName, podUid, replicaSetPod, validator } from './context.ts';
@@ -120,9 +120,26 @@ t.test('reads each container that ran, the alert\'s first, and keeps manifest an
 t.test('a single-container pod: the container is named all the same', async (t) => {
   const { fake, context } = await setup(t, replicaSetPod());
   fake.setLog('default', podName, 'main', 'only\n');
-  const outcome = await captureAction.run(await context(), {});
+  const outcome = await captureAction.run(await context({ target: { namespace: 'default', name: podName, uid: undefined, containerId: undefined } }), {});
   t.same(logRequests(fake), [{ container: 'main', tailLines: '1000', limitBytes: '262144' }]);
   t.same(capturedBy(outcome).logs.map((l) => l.log), ['only\n']);
+});
+
+t.test('a crash-looping container: the log of its last run', async (t) => {
+  const pod = replicaSetPod();
+  pod.status.containerStatuses![0]!.state = { waiting: { reason: 'CrashLoopBackOff' } };
+  pod.status.containerStatuses![0]!.lastState = { terminated: { exitCode: 137, reason: 'Error' } };
+  const { fake, context } = await setup(t, pod);
+  fake.setLog('default', podName, 'main', 'panic: oops\n');
+  const outcome = await captureAction.run(await context(), {});
+  t.same(capturedBy(outcome).logs.map((l) => l.log), ['panic: oops\n']);
+});
+
+t.test('a failure that is no API answer is a bug: thrown, not an outcome', async (t) => {
+  const { fake, context } = await setup(t, replicaSetPod());
+  fake.setLog('default', podName, 'main', 'hello\n');
+  const broken = { namespace: ns, sweep: async () => 0, keep: async () => Promise.reject(new TypeError('a bug')) } as unknown as EvidenceStore;
+  await t.rejects(captureAction.run(await context({ evidence: broken }), {}), TypeError);
 });
 
 t.test('keeps the last 64 KiB of a longer log, from the start of a line', async (t) => {
@@ -289,4 +306,19 @@ t.test('a manifest too large to carry keeps only the pod\'s identity', async (t)
     metadata: { name: podName, namespace: 'default', uid: podUid },
     omitted: `the manifest is ${JSON.stringify(capture.manifest).length > 0 ? (capture.manifest.omitted as string).match(/\d+/)![0] : ''} bytes, more than 131072: only the pod's identity is kept`,
   });
+});
+
+t.test('a log is cut by the bytes each character takes in JSON, from its end', async (t) => {
+  // One character of each cost: 1 (ASCII), 2 (é, a quote, a newline), 3 (€), 4 (😀), 6 (a control
+  // character, a lone surrogate, which JSON writes as \u0001 and \ud800).
+  for (const first of ['a', 'é', '"', '\n', '\b', '€', '😀', '\u0001', '\ud800']) {
+    const text = `${first}tail`;
+    t.equal(jsonBytes(text), jsonBytes(first) + 4);
+    t.same(clipLogTail(text, jsonBytes(text)), { text, clipped: false }, `${JSON.stringify(first)} fits exactly`);
+    t.same(clipLogTail(text, jsonBytes(text) - 1), { text: 'tail', clipped: true }, `${JSON.stringify(first)} takes ${jsonBytes(first)} bytes`);
+  }
+  t.same(clipLogTail('ab😀', 3), { text: '', clipped: true }, 'never half of a surrogate pair');
+  t.same(clipLogTail('one\ntwo\nthree\n', 10), { text: 'three\n', clipped: true }, 'from the start of a line');
+  t.same(clipLogTail('one\ntwo\n', 8), { text: 'two\n', clipped: true }, 'a cut on a line start keeps that line');
+  t.same(clipLogTail('a very long last line\n', 6), { text: 'line\n', clipped: true }, 'the end of one long line');
 });
