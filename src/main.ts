@@ -13,7 +13,7 @@ import { buildProtectedNamespaces } from './protection.ts';
 import { createSafety, scheduleSweeps, ClusterSafety } from './safety.ts';
 import { closeTimeoutSeconds, Lifecycle, Shutdown } from './shutdown.ts';
 import { parseSettings } from './settings.ts';
-import { EvidenceStore } from './state/evidence.ts';
+import { EvidenceStore, scheduleEvidenceSweeps } from './state/evidence.ts';
 
 async function main(): Promise<void> {
   const settings = parseSettings(process.env);
@@ -55,6 +55,8 @@ async function main(): Promise<void> {
     destructivePerMinute: policy.guards.destructivePerMinute,
     maxAlertAgeSeconds: policy.guards.maxAlertAgeSeconds,
   });
+  // What `capture` collects is kept in Secrets beside the claims; never under the dry-run.
+  const evidence = kube && !dryRun ? new EvidenceStore({ core: kube.core, namespace: stateNamespace, clock, retryAfterSeconds: settings.retryAfterSeconds }) : undefined;
   const lifecycle = new Lifecycle();
   const app = buildApp({
     lifecycle,
@@ -72,8 +74,7 @@ async function main(): Promise<void> {
       retryAfterSeconds: settings.retryAfterSeconds,
       clock,
       safety,
-      // What `capture` collects is kept in Secrets beside the claims; never under the dry-run.
-      evidence: kube && !dryRun ? new EvidenceStore({ core: kube.core, namespace: stateNamespace, clock, retryAfterSeconds: settings.retryAfterSeconds }) : undefined,
+      evidence,
     },
   });
 
@@ -82,7 +83,9 @@ async function main(): Promise<void> {
   logger.info({ policy: policy.origin, rules: policy.rules.map((r) => r.name) }, 'policy loaded');
   let stopSweeps = (): void => {};
   if (safety instanceof ClusterSafety) {
-    stopSweeps = scheduleSweeps(safety, logger);
+    // Acting on a cluster, so the captures have their store too.
+    const stops = [scheduleSweeps(safety, logger), scheduleEvidenceSweeps(evidence as EvidenceStore, logger)];
+    stopSweeps = () => stops.forEach((stop) => stop());
     logger.info({ state: safety.home, namespace: stateNamespace, identity: settings.identity }, `claims and the destructive budget live in Leases in namespace ${stateNamespace}, shared by every replica`);
   } else {
     logger.info({ state: safety.home }, 'dry-run: claims and the destructive budget live in this process\'s memory, not in the cluster');

@@ -16,6 +16,7 @@
  * At most `max` (100) are kept, the oldest deleted first, and none past `ttlSeconds` (24 h).
  */
 import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
 import { setHeaderOptions, type CoreV1Api, type V1Secret } from '@kubernetes/client-node';
 import type { Clock } from '../guards.ts';
 import { claimEventRef } from '../safety.ts';
@@ -162,4 +163,33 @@ export class EvidenceStore {
     }
     return deleted;
   }
+}
+
+/** How often each replica sweeps the captures (with up to 50 % jitter), besides at each capture. */
+export const evidenceSweepIntervalMs = 10 * 60_000;
+
+/**
+ * Sweeps the captures every `everyMs` (plus jitter) until stopped, so that they expire on time
+ * even when no capture comes to sweep them; a sweep that fails is logged and tried again later.
+ */
+export function scheduleEvidenceSweeps(store: EvidenceStore, log: Pick<Logger, 'info' | 'warn'>, everyMs = evidenceSweepIntervalMs, random = Math.random): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const next = (): void => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      store.sweep().then(
+        (deleted) => {
+          if (deleted > 0) log.info({ deleted }, `deleted ${deleted} captures past their time or their number`);
+        },
+        (error: unknown) => log.warn({ err: error }, 'could not delete the old captures; trying again later'),
+      ).finally(next);
+    }, everyMs + Math.floor(random() * everyMs * 0.5));
+    timer.unref();
+  };
+  next();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }

@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import { createKubeClient } from '../../src/kube.ts';
 import { statePermissions } from '../../src/state/permissions.ts';
-import { captureName, EvidenceStore, type PodCapture } from '../../src/state/evidence.ts';
+import { captureName, EvidenceStore, scheduleEvidenceSweeps, type PodCapture } from '../../src/state/evidence.ts';
 import { FakeKube, statusBody, type FakeObject } from '../helpers/fake-kube.ts';
 
 const ns = 'falco-drop';
@@ -77,4 +77,27 @@ t.test('the store uses exactly the Secret verbs the state Role grants', async (t
   const verb = (r: { method: string }) => ({ GET: 'list', POST: 'create', DELETE: 'delete' })[r.method];
   t.same([...new Set(fake.requests.map(verb))].sort(), statePermissions.find((p) => p.resource === 'secrets')?.verbs);
   t.ok(fake.requests.every((r) => r.path.startsWith(secretsPath)), "only Secrets in drop's namespace");
+});
+
+t.test('captures are swept on a timer too, so they expire when no capture comes', async (t) => {
+  const failure = new Error('list the captures in falco-drop: Kubernetes answered 503');
+  const answers = [async () => 2, async () => 0, async () => Promise.reject(failure)];
+  let calls = 0;
+  let wake = (): void => {};
+  const store = { sweep: () => (++calls >= 4 && wake(), (answers[calls - 1] ?? (async () => 0))()) } as unknown as EvidenceStore;
+  const lines: [string, unknown, string][] = [];
+  const log = { info: (fields: unknown, msg: string) => lines.push(['info', fields, msg]), warn: (fields: unknown, msg: string) => lines.push(['warn', fields, msg]) };
+  // The timers are unref'd: keep the process alive while the test waits.
+  const alive = setInterval(() => {}, 1000);
+  const stop = scheduleEvidenceSweeps(store, log as never, 2, () => 0);
+  await new Promise<void>((resolve) => (wake = resolve));
+  stop();
+  clearInterval(alive);
+  t.same(lines, [
+    ['info', { deleted: 2 }, 'deleted 2 captures past their time or their number'],
+    ['warn', { err: failure }, 'could not delete the old captures; trying again later'],
+  ]);
+  const after = calls;
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.equal(calls, after, 'no sweep once stopped');
 });
