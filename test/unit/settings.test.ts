@@ -6,6 +6,7 @@ const defaults: Settings = {
   host: '0.0.0.0',
   dryRun: false,
   policyPath: undefined,
+  policyCheckSeconds: 10,
   logLevel: 'info',
   gracePeriodSeconds: 1,
   apiTimeoutMs: 5000,
@@ -37,7 +38,7 @@ t.test('uses the defaults for an empty environment', async (t) => {
 
 t.test('treats empty values as unset', async (t) => {
   const env = Object.fromEntries(
-    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'DROP_AUDIENCE', 'DROP_ALLOWED_SENDERS', 'K_SERVICE', 'DROP_IDENTITY', 'HOSTNAME', 'DROP_DRAIN_SECONDS'].map((name) => [name, '']),
+    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'DROP_POLICY_CHECK_SECONDS', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'DROP_AUDIENCE', 'DROP_ALLOWED_SENDERS', 'K_SERVICE', 'DROP_IDENTITY', 'HOSTNAME', 'DROP_DRAIN_SECONDS'].map((name) => [name, '']),
   );
   t.same(parseSettings(env), defaults);
 });
@@ -48,6 +49,7 @@ t.test('reads every variable', async (t) => {
     DROP_HOST: '127.0.0.1',
     DROP_DRY_RUN: 'true',
     DROP_POLICY: '/etc/drop/policy.yaml',
+    DROP_POLICY_CHECK_SECONDS: '60',
     LOG_LEVEL: 'DEBUG',
     DROP_GRACE_PERIOD_SECONDS: '0',
     DROP_API_TIMEOUT_MS: '120000',
@@ -67,6 +69,7 @@ t.test('reads every variable', async (t) => {
     host: '127.0.0.1',
     dryRun: true,
     policyPath: '/etc/drop/policy.yaml',
+    policyCheckSeconds: 60,
     logLevel: 'debug',
     gracePeriodSeconds: 0,
     apiTimeoutMs: 120_000,
@@ -117,6 +120,8 @@ t.test('accepts the bounds of each number', async (t) => {
     ['DROP_RETRY_AFTER_SECONDS', '3600', 'retryAfterSeconds', 3600],
     ['DROP_REDELIVERY_MAX', '10000000', 'redeliveryMax', 10_000_000],
     ['DROP_REDELIVERY_TTL_SECONDS', '1', 'redeliveryTtlSeconds', 1],
+    ['DROP_POLICY_CHECK_SECONDS', '1', 'policyCheckSeconds', 1],
+    ['DROP_POLICY_CHECK_SECONDS', '3600', 'policyCheckSeconds', 3600],
   ];
   for (const [name, value, key, parsed] of cases) t.equal(parseSettings({ [name]: value })[key], parsed, `${name}=${value}`);
 });
@@ -132,6 +137,7 @@ t.test('rejects each bad value with the variable, the value and what is allowed'
     ['DROP_RETRY_AFTER_SECONDS', '0', 'DROP_RETRY_AFTER_SECONDS=0: must be a whole number from 1 to 3600'],
     ['DROP_REDELIVERY_MAX', '0', 'DROP_REDELIVERY_MAX=0: must be a whole number from 1 to 10000000'],
     ['DROP_REDELIVERY_TTL_SECONDS', '2592001', 'DROP_REDELIVERY_TTL_SECONDS=2592001: must be a whole number from 1 to 2592000'],
+    ['DROP_POLICY_CHECK_SECONDS', '0', 'DROP_POLICY_CHECK_SECONDS=0: must be a whole number from 1 to 3600'],
     ['DROP_DRAIN_SECONDS', '301', 'DROP_DRAIN_SECONDS=301: must be a whole number from 0 to 300'],
     ['DROP_DRY_RUN', 'Maybe', 'DROP_DRY_RUN=Maybe: must be true or false'],
     ['LOG_LEVEL', 'Loud', 'LOG_LEVEL=Loud: must be one of fatal, error, warn, info, debug, trace, silent'],
