@@ -127,7 +127,7 @@ export class ActivePolicy implements PolicySource {
     const removed = names(old).filter((n) => !names(policy).includes(n));
     this.options.log.info(
       { policy: { from: before.sha256, to: next.sha256, files: next.files }, rules: names(policy), added, removed },
-      `policy reloaded: ${policy.rules.length} response rules${removed.length > 0 ? `; the cooldowns of ${removed.join(', ')} no longer apply` : ''}`,
+      `policy reloaded, response rules: ${names(policy).join(', ')}${removed.length > 0 ? `; the cooldowns of ${removed.join(', ')} no longer apply` : ''}`,
     );
     // The limits on what drop may destroy deserve a look whenever they move.
     const changes = Object.keys(policy.guards).flatMap((key) => {

@@ -144,7 +144,7 @@ t.test('a changed valid policy is in force from the next alert, and /readyz and 
     rules: ['shell-annotate'],
     added: ['shell-annotate'],
     removed: ['shell-label'],
-    msg: 'policy reloaded: 1 response rules; the cooldowns of shell-label no longer apply',
+    msg: 'policy reloaded, response rules: shell-annotate; the cooldowns of shell-label no longer apply',
   });
   t.notOk(drop.logs.some((l) => l.level === 40 && /guards/.test(String(l.msg))), 'no guard changed: no warning');
 });
