@@ -90,24 +90,26 @@ export class ActivePolicy implements PolicySource {
     return { sha256: this.loaded.sha256, loadedAt: this.loadedAt.toISOString(), lastError: this.lastError, files: this.loaded.files };
   }
 
-  /** Reads the files again: a changed valid policy replaces the one in force, an invalid one is refused. */
+  /**
+   * Reads the files again: a changed valid policy replaces the one in force, an invalid one is
+   * refused. Never throws (the watch calls it from timers): a failure is a refusal.
+   */
   async reload(): Promise<'reloaded' | 'unchanged' | 'refused'> {
-    let next: LoadedPolicy;
     try {
-      next = await this.options.load();
-    } catch (error) {
-      this.refuse(error);
-      return 'refused';
-    }
-    if (next.sha256 === this.loaded.sha256 && isDeepStrictEqual(next.files, this.loaded.files)) {
+      const next = await this.options.load();
+      if (next.sha256 !== this.loaded.sha256 || !isDeepStrictEqual(next.files, this.loaded.files)) {
+        this.replace(next);
+        return 'reloaded';
+      }
       if (this.lastError) {
         this.lastError = null;
         this.options.log.info({ policy: { sha256: next.sha256, files: next.files } }, 'the policy files are valid again, and the same as the policy in force');
       }
       return 'unchanged';
+    } catch (error) {
+      this.refuse(error);
+      return 'refused';
     }
-    this.replace(next);
-    return 'reloaded';
   }
 
   private replace(next: LoadedPolicy): void {

@@ -21,7 +21,9 @@ async function main(): Promise<void> {
   // ended before the process exits.
   const destination = pino.destination({ dest: 1, sync: false, minLength: 0 });
   const logger = pino({ level: settings.logLevel, base: { service: settings.service } }, destination);
-  const loaded = await loadPolicyFiles(settings.policyPath);
+  // The same load at startup and at each reload.
+  const load = () => loadPolicyFiles(settings.policyPath);
+  const loaded = await load();
   const policy = loaded.policy;
   const found = findKubeConfig({ env: process.env, homeDir: homedir(), serviceAccountDir });
   const kube = found.kubeConfig ? createKubeClient(found.kubeConfig, { timeoutMs: settings.apiTimeoutMs }) : undefined;
@@ -67,7 +69,7 @@ async function main(): Promise<void> {
   };
   const active = new ActivePolicy({
     loaded,
-    load: () => loadPolicyFiles(settings.policyPath),
+    load,
     ownNamespace: namespace,
     safety,
     rebuildSafety: safety instanceof ClusterSafety ? (guards) => sweepWith(safetyFor(guards) as ClusterSafety) : undefined,

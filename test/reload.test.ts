@@ -158,6 +158,18 @@ t.test('the same files read again change nothing and log nothing', async (t) => 
   t.equal(drop.logs.length, lines);
 });
 
+t.test('the same bytes read from other files are a reload: /readyz names the files in force', async (t) => {
+  let renamed = false;
+  const drop = await setup(t, policyYaml('shell-label'), undefined, async () => {
+    const loaded = await loadPolicyFiles(drop.file);
+    return renamed ? { ...loaded, files: ['/etc/falco-drop/rules.d/10-shell.yaml'] } : loaded;
+  });
+  const { sha256 } = drop.active.status();
+  renamed = true;
+  t.equal(await drop.active.reload(), 'reloaded');
+  t.match(drop.active.status(), { sha256, files: ['/etc/falco-drop/rules.d/10-shell.yaml'] });
+});
+
 t.test('a broken edit changes nothing, is logged once at error with every problem and its place, and /readyz shows it', async (t) => {
   const good = policyYaml('shell-label');
   const drop = await setup(t, good);
