@@ -19,6 +19,11 @@ import { traceContextOf, traceFields, type TraceContext } from './trace.ts';
 export interface AppOptions {
   readonly logger: Logger;
   readonly responder: ResponderOptions;
+  /**
+   * The policy in force, which a reload replaces (src/active-policy.ts): taken once per alert,
+   * over the responder's policy, protected namespaces and safety state; /readyz shows its status.
+   */
+  readonly policy?: PolicySource;
   /** The `source` of reply events, e.g. /falco-drop/<namespace>/<service>. */
   readonly replySource: string;
   /** Remembered deliveries (source + id): how many, for how long, in how many bytes (default 16 MiB). */
@@ -31,11 +36,6 @@ export interface AppOptions {
   readonly senderAuth?: SenderAuth;
   /** Where the shutdown stands (src/shutdown.ts); app.close() alone also moves it to closing. */
   readonly lifecycle?: Lifecycle;
-  /**
-   * The policy in force, which a reload replaces (src/active-policy.ts): taken once per alert,
-   * over the responder's policy, protected namespaces and safety state; /readyz shows its status.
-   */
-  readonly policy?: PolicySource;
 }
 
 declare module 'fastify' {

@@ -85,13 +85,15 @@ async function main(): Promise<void> {
     dryRunReason,
     senderAuth,
     responder: {
-      // The policy, protected namespaces and safety state at startup; each alert takes those in force from `policy`.
-      ...active.current(),
+      // At startup; each alert takes the policy, protected namespaces and safety state in force from `policy` below.
+      policy,
       kube,
       dryRun,
+      protectedNamespaces: active.current().protectedNamespaces,
       gracePeriodSeconds: settings.gracePeriodSeconds,
       retryAfterSeconds: settings.retryAfterSeconds,
       clock,
+      safety,
     },
     policy: active,
   });
