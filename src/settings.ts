@@ -7,13 +7,13 @@ export interface Settings {
   /** DROP_DRY_RUN: true forces dry-run; false or unset acts when a cluster is configured. */
   readonly dryRun: boolean;
   readonly policyPath: string | undefined;
+  readonly logLevel: string;
+  readonly gracePeriodSeconds: number;
   /**
    * DROP_POLICY_CHECK_SECONDS: how often the policy files are read again and compared, beside
    * watching their directories (src/policy-watch.ts), since a symlink swap can go unnoticed.
    */
   readonly policyCheckSeconds: number;
-  readonly logLevel: string;
-  readonly gracePeriodSeconds: number;
   readonly apiTimeoutMs: number;
   readonly retryAfterSeconds: number;
   readonly redeliveryMax: number;
@@ -75,9 +75,9 @@ export function parseSettings(env: Readonly<Record<string, string | undefined>>)
     host: env.DROP_HOST || '0.0.0.0',
     dryRun: flag('DROP_DRY_RUN'),
     policyPath: env.DROP_POLICY || undefined,
-    policyCheckSeconds: integer('DROP_POLICY_CHECK_SECONDS', 10, 1, 3600),
     logLevel,
     gracePeriodSeconds: integer('DROP_GRACE_PERIOD_SECONDS', 1, 0, 3600),
+    policyCheckSeconds: integer('DROP_POLICY_CHECK_SECONDS', 10, 1, 3600),
     apiTimeoutMs: integer('DROP_API_TIMEOUT_MS', 5000, 100, 120_000),
     retryAfterSeconds: integer('DROP_RETRY_AFTER_SECONDS', 5, 1, 3600),
     redeliveryMax: integer('DROP_REDELIVERY_MAX', 10_000, 1, 10_000_000),

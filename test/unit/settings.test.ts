@@ -6,9 +6,9 @@ const defaults: Settings = {
   host: '0.0.0.0',
   dryRun: false,
   policyPath: undefined,
-  policyCheckSeconds: 10,
   logLevel: 'info',
   gracePeriodSeconds: 1,
+  policyCheckSeconds: 10,
   apiTimeoutMs: 5000,
   retryAfterSeconds: 5,
   redeliveryMax: 10_000,
@@ -38,7 +38,7 @@ t.test('uses the defaults for an empty environment', async (t) => {
 
 t.test('treats empty values as unset', async (t) => {
   const env = Object.fromEntries(
-    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'DROP_POLICY_CHECK_SECONDS', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'DROP_AUDIENCE', 'DROP_ALLOWED_SENDERS', 'K_SERVICE', 'DROP_IDENTITY', 'HOSTNAME', 'DROP_DRAIN_SECONDS'].map((name) => [name, '']),
+    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'DROP_AUDIENCE', 'DROP_ALLOWED_SENDERS', 'K_SERVICE', 'DROP_IDENTITY', 'HOSTNAME', 'DROP_DRAIN_SECONDS'].map((name) => [name, '']),
   );
   t.same(parseSettings(env), defaults);
 });
@@ -49,9 +49,9 @@ t.test('reads every variable', async (t) => {
     DROP_HOST: '127.0.0.1',
     DROP_DRY_RUN: 'true',
     DROP_POLICY: '/etc/drop/policy.yaml',
-    DROP_POLICY_CHECK_SECONDS: '60',
     LOG_LEVEL: 'DEBUG',
     DROP_GRACE_PERIOD_SECONDS: '0',
+    DROP_POLICY_CHECK_SECONDS: '60',
     DROP_API_TIMEOUT_MS: '120000',
     DROP_RETRY_AFTER_SECONDS: '30',
     DROP_REDELIVERY_MAX: '1',
@@ -69,9 +69,9 @@ t.test('reads every variable', async (t) => {
     host: '127.0.0.1',
     dryRun: true,
     policyPath: '/etc/drop/policy.yaml',
-    policyCheckSeconds: 60,
     logLevel: 'debug',
     gracePeriodSeconds: 0,
+    policyCheckSeconds: 60,
     apiTimeoutMs: 120_000,
     retryAfterSeconds: 30,
     redeliveryMax: 1,
