@@ -9,6 +9,11 @@ export interface Settings {
   readonly policyPath: string | undefined;
   readonly logLevel: string;
   readonly gracePeriodSeconds: number;
+  /**
+   * DROP_POLICY_CHECK_SECONDS: how often the policy files are read again and compared, beside
+   * watching their directories (src/policy-watch.ts), since a symlink swap can go unnoticed.
+   */
+  readonly policyCheckSeconds: number;
   readonly apiTimeoutMs: number;
   readonly retryAfterSeconds: number;
   readonly redeliveryMax: number;
@@ -72,6 +77,7 @@ export function parseSettings(env: Readonly<Record<string, string | undefined>>)
     policyPath: env.DROP_POLICY || undefined,
     logLevel,
     gracePeriodSeconds: integer('DROP_GRACE_PERIOD_SECONDS', 1, 0, 3600),
+    policyCheckSeconds: integer('DROP_POLICY_CHECK_SECONDS', 10, 1, 3600),
     apiTimeoutMs: integer('DROP_API_TIMEOUT_MS', 5000, 100, 120_000),
     retryAfterSeconds: integer('DROP_RETRY_AFTER_SECONDS', 5, 1, 3600),
     redeliveryMax: integer('DROP_REDELIVERY_MAX', 10_000, 1, 10_000_000),

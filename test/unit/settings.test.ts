@@ -8,6 +8,7 @@ const defaults: Settings = {
   policyPath: undefined,
   logLevel: 'info',
   gracePeriodSeconds: 1,
+  policyCheckSeconds: 10,
   apiTimeoutMs: 5000,
   retryAfterSeconds: 5,
   redeliveryMax: 10_000,
@@ -50,6 +51,7 @@ t.test('reads every variable', async (t) => {
     DROP_POLICY: '/etc/drop/policy.yaml',
     LOG_LEVEL: 'DEBUG',
     DROP_GRACE_PERIOD_SECONDS: '0',
+    DROP_POLICY_CHECK_SECONDS: '60',
     DROP_API_TIMEOUT_MS: '120000',
     DROP_RETRY_AFTER_SECONDS: '30',
     DROP_REDELIVERY_MAX: '1',
@@ -69,6 +71,7 @@ t.test('reads every variable', async (t) => {
     policyPath: '/etc/drop/policy.yaml',
     logLevel: 'debug',
     gracePeriodSeconds: 0,
+    policyCheckSeconds: 60,
     apiTimeoutMs: 120_000,
     retryAfterSeconds: 30,
     redeliveryMax: 1,
@@ -117,6 +120,8 @@ t.test('accepts the bounds of each number', async (t) => {
     ['DROP_RETRY_AFTER_SECONDS', '3600', 'retryAfterSeconds', 3600],
     ['DROP_REDELIVERY_MAX', '10000000', 'redeliveryMax', 10_000_000],
     ['DROP_REDELIVERY_TTL_SECONDS', '1', 'redeliveryTtlSeconds', 1],
+    ['DROP_POLICY_CHECK_SECONDS', '1', 'policyCheckSeconds', 1],
+    ['DROP_POLICY_CHECK_SECONDS', '3600', 'policyCheckSeconds', 3600],
   ];
   for (const [name, value, key, parsed] of cases) t.equal(parseSettings({ [name]: value })[key], parsed, `${name}=${value}`);
 });
@@ -132,6 +137,7 @@ t.test('rejects each bad value with the variable, the value and what is allowed'
     ['DROP_RETRY_AFTER_SECONDS', '0', 'DROP_RETRY_AFTER_SECONDS=0: must be a whole number from 1 to 3600'],
     ['DROP_REDELIVERY_MAX', '0', 'DROP_REDELIVERY_MAX=0: must be a whole number from 1 to 10000000'],
     ['DROP_REDELIVERY_TTL_SECONDS', '2592001', 'DROP_REDELIVERY_TTL_SECONDS=2592001: must be a whole number from 1 to 2592000'],
+    ['DROP_POLICY_CHECK_SECONDS', '0', 'DROP_POLICY_CHECK_SECONDS=0: must be a whole number from 1 to 3600'],
     ['DROP_DRAIN_SECONDS', '301', 'DROP_DRAIN_SECONDS=301: must be a whole number from 0 to 300'],
     ['DROP_DRY_RUN', 'Maybe', 'DROP_DRY_RUN=Maybe: must be true or false'],
     ['LOG_LEVEL', 'Loud', 'LOG_LEVEL=Loud: must be one of fatal, error, warn, info, debug, trace, silent'],
