@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { LineCounter, parseDocument } from 'yaml';
 import { parseFalcoAlert, type FalcoAlert } from '../src/falco.ts';
@@ -6,7 +7,10 @@ import { parseJson } from '../src/json.ts';
 import { PolicyError, loadPolicyFiles, parsePolicy, parsePolicyFiles, selectRules, type Policy } from '../src/policy.ts';
 import { selectTarget } from '../src/target.ts';
 import { convertTalonRules } from '../src/talon.ts';
+import { createFakeAndApp } from './helpers/app.ts';
+import { makePod } from './helpers/fake-kube.ts';
 import { falcoPayload, type PayloadOptions } from './helpers/falco.ts';
+import { loadRequestFixture, sendRaw } from './helpers/http.ts';
 
 const fixture = (name: string): string => readFileSync(new URL(`fixtures/talon/${name}`, import.meta.url), 'utf8');
 
@@ -868,4 +872,32 @@ t.test('a step naming its own supported actionner replaces an unsupported one in
   const { policy, skipped } = filesOf({ 'rules.yaml': '- action: a\n  actionner: kubernetes:cordon\n- rule: r\n  actions: [{action: a, actionner: kubernetes:label, parameters: {labels: {a: "1"}}}]\n' }, 'skip');
   t.same(policy.rules[0]!.actions.map((a) => a.action), ['label']);
   t.same(skipped, [], 'the block is used, so not listed as unused');
+});
+
+t.test("Falcosidekick's talon output, pointed at drop, is acted on unchanged: a Talon user changes one address", async (t) => {
+  // test/fixtures/falcosidekick-talon.http: the request Falcosidekick's `talon` output sends
+  // (outputs/talon.go posts the Falco payload with the shared client of outputs/client.go: JSON
+  // encoded with a trailing newline, its Content-Type and User-Agent), byte for byte.
+  const request = loadRequestFixture('falcosidekick-talon.http');
+  t.equal(request.headers['User-Agent'], 'Falcosidekick');
+  t.equal(request.headers['Content-Type'], 'application/json; charset=utf-8');
+  t.equal(Number(request.headers['Content-Length']), Buffer.byteLength(request.body));
+  const { fake, drop } = await createFakeAndApp(t, [makePod('default', 'web-5f7c9d8b6-q4w2p', 'uid-web', '4b1e8c7d2a90'), makePod('default', 'web-5f7c9d8b6-other', 'uid-other')], {
+    policyYaml: fixture('rules.yaml'),
+    now: new Date('2025-06-13T10:02:12Z'),
+  });
+  await drop.app.listen({ port: 0, host: '127.0.0.1' });
+  const response = await sendRaw((drop.app.server.address() as AddressInfo).port, request.bytes);
+  t.equal(response.status, 200, response.body);
+  t.match(JSON.parse(response.body), { result: 'done', target: { namespace: 'default', pod: 'web-5f7c9d8b6-q4w2p' } });
+  const state = new Set(fake.stateRequests);
+  t.same(
+    fake
+      .mutations()
+      .filter((r) => !state.has(r) && !r.path.startsWith('/apis/events.k8s.io/'))
+      .map((r) => `${r.method} ${r.path}`),
+    ['PATCH /api/v1/namespaces/default/pods/web-5f7c9d8b6-q4w2p', 'DELETE /api/v1/namespaces/default/pods/web-5f7c9d8b6-q4w2p'],
+    'the fixture policy: label, then terminate, that pod only',
+  );
+  t.same([...fake.pods.keys()], ['default/web-5f7c9d8b6-other']);
 });
