@@ -153,9 +153,9 @@ export function mergeParameters(actionner: string, step: PlacedParameters, block
   for (const [key, p] of merged.placed) values[key] = p.value;
   const locate = (key: string, entry?: string | number): string => {
     const p = merged.placed.get(key);
-    const keyAt = p?.at ?? `${step.at}/${segment(key)}`;
-    if (entry === undefined) return keyAt;
-    return p?.entries.get(entry) ?? `${keyAt}/${segment(entry)}`;
+    if (entry === undefined) return p?.at ?? `${step.at}/${segment(key)}`;
+    // Entries are only read from a merged list or map, which has each one's place.
+    return p!.entries.get(entry)!;
   };
   return { actionner, values, locate };
 }

@@ -1,8 +1,13 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { once } from 'node:events';
+import net from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
+import { LineCounter, parseDocument } from 'yaml';
 import { PolicyError, loadPolicyFiles, policyFiles } from '../../src/policy.ts';
+import { ProblemList } from '../../src/policy-problems.ts';
 
 const rules = `- action: Mark
   actionner: kubernetes:label
@@ -77,4 +82,28 @@ t.test('DROP_TALON_UNSUPPORTED=skip: what was left out is returned, to be logged
     { line: 7, column: 3, message: 'rule "Drain" dropped: none of its actions is left to run' },
   ]);
   t.match((await refused(join(dir, 'rules.yaml'))).message, /9:34 \/1\/actions\/0\/actionner|\/2\/actions\/0\/actionner: actionner "kubernetes:drain" is not supported/);
+});
+
+t.test('a path that is there but cannot be read as a file is named', async (t) => {
+  const dir = t.testdir({ 'rules.yaml': rules });
+  // A Unix socket (its path short, as sockets need): stat finds it, reading it fails (root reads
+  // any file, whatever its mode).
+  const socket = join(mkdtempSync(join(tmpdir(), 'drop-')), 'policy.sock');
+  const server = net.createServer().listen(socket);
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const error = await refused(`${join(dir, 'rules.yaml')},${socket}`);
+  t.match(error.problems, [{ file: socket, message: /^cannot read: / }]);
+});
+
+t.test('several files with no rule in any are refused, and say why', async (t) => {
+  const dir = t.testdir({ 'a.yaml': override, 'b.yaml': override });
+  t.match((await refused(`${join(dir, 'a.yaml')},${join(dir, 'b.yaml')}`)).message, /no response rule: the files hold 1 "- action:" block and no "- rule:" block/);
+});
+
+t.test('a problem in a document with nothing in it has no place; the same problem found twice is listed once', async (t) => {
+  const list = new ProblemList(parseDocument(''), new LineCounter());
+  list.add('/x', 'm');
+  list.add('/x', 'm');
+  t.same(list.problems, [{ path: '/x', line: undefined, column: undefined, message: 'm' }]);
 });
