@@ -6,6 +6,7 @@ const defaults: Settings = {
   host: '0.0.0.0',
   dryRun: false,
   policyPath: undefined,
+  talonUnsupported: 'error',
   logLevel: 'info',
   gracePeriodSeconds: 1,
   policyCheckSeconds: 10,
@@ -38,7 +39,7 @@ t.test('uses the defaults for an empty environment', async (t) => {
 
 t.test('treats empty values as unset', async (t) => {
   const env = Object.fromEntries(
-    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'DROP_AUDIENCE', 'DROP_ALLOWED_SENDERS', 'K_SERVICE', 'DROP_IDENTITY', 'HOSTNAME', 'DROP_DRAIN_SECONDS'].map((name) => [name, '']),
+    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'DROP_TALON_UNSUPPORTED', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'DROP_AUDIENCE', 'DROP_ALLOWED_SENDERS', 'K_SERVICE', 'DROP_IDENTITY', 'HOSTNAME', 'DROP_DRAIN_SECONDS'].map((name) => [name, '']),
   );
   t.same(parseSettings(env), defaults);
 });
@@ -48,7 +49,8 @@ t.test('reads every variable', async (t) => {
     PORT: '9090',
     DROP_HOST: '127.0.0.1',
     DROP_DRY_RUN: 'true',
-    DROP_POLICY: '/etc/drop/policy.yaml',
+    DROP_POLICY: '/etc/drop/rules.yaml,/etc/drop/rules_override.yaml',
+    DROP_TALON_UNSUPPORTED: 'Skip',
     LOG_LEVEL: 'DEBUG',
     DROP_GRACE_PERIOD_SECONDS: '0',
     DROP_POLICY_CHECK_SECONDS: '60',
@@ -68,7 +70,8 @@ t.test('reads every variable', async (t) => {
     port: 9090,
     host: '127.0.0.1',
     dryRun: true,
-    policyPath: '/etc/drop/policy.yaml',
+    policyPath: '/etc/drop/rules.yaml,/etc/drop/rules_override.yaml',
+    talonUnsupported: 'skip',
     logLevel: 'debug',
     gracePeriodSeconds: 0,
     policyCheckSeconds: 60,
@@ -129,6 +132,7 @@ t.test('accepts the bounds of each number', async (t) => {
 t.test('rejects each bad value with the variable, the value and what is allowed', async (t) => {
   const cases: [string, string, string][] = [
     ['PORT', 'http', 'PORT=http: must be a whole number from 0 to 65535'],
+    ['DROP_TALON_UNSUPPORTED', 'ignore', 'DROP_TALON_UNSUPPORTED=ignore: must be error or skip'],
     ['PORT', '65536', 'PORT=65536: must be a whole number from 0 to 65535'],
     ['PORT', '-1', 'PORT=-1: must be a whole number from 0 to 65535'],
     ['PORT', '80.5', 'PORT=80.5: must be a whole number from 0 to 65535'],
