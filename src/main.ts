@@ -10,6 +10,7 @@ import { buildApp } from './app.ts';
 import { SenderAuth } from './auth.ts';
 import { findKubeConfig, createKubeClient, serviceAccountDir, tokenReviewer } from './kube.ts';
 import { loadPolicyFiles, type Guards } from './policy.ts';
+import { formatProblem } from './policy-problems.ts';
 import { PolicyWatch, policyDirs } from './policy-watch.ts';
 import { createSafety, scheduleSweeps, ClusterSafety, type MemorySafety } from './safety.ts';
 import { closeTimeoutSeconds, Lifecycle, Shutdown } from './shutdown.ts';
@@ -22,7 +23,19 @@ async function main(): Promise<void> {
   const destination = pino.destination({ dest: 1, sync: false, minLength: 0 });
   const logger = pino({ level: settings.logLevel, base: { service: settings.service } }, destination);
   // The same load at startup and at each reload.
-  const load = () => loadPolicyFiles(settings.policyPath);
+  // What DROP_TALON_UNSUPPORTED=skip left out is reported at warn once per policy (by its sha256),
+  // at startup and at a reload, not at every unchanged re-read.
+  let reported: string | undefined;
+  const load = async () => {
+    const loaded = await loadPolicyFiles(settings.policyPath, { talonUnsupported: settings.talonUnsupported });
+    if (loaded.sha256 !== reported) {
+      reported = loaded.sha256;
+      for (const s of loaded.skipped) {
+        logger.warn({ policy: loaded.policy.origin, sha256: loaded.sha256, file: s.file ?? loaded.policy.origin, line: s.line, column: s.column, path: s.path }, `skipped (DROP_TALON_UNSUPPORTED=skip): ${formatProblem(s, loaded.policy.origin)}`);
+      }
+    }
+    return loaded;
+  };
   const loaded = await load();
   const policy = loaded.policy;
   const found = findKubeConfig({ env: process.env, homeDir: homedir(), serviceAccountDir });
