@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { PolicySource } from './active-policy.ts';
 import type { SenderAuth } from './auth.ts';
 import { BodyBudget } from './body-budget.ts';
 import { clipStrings, clipText } from './clip.ts';
@@ -19,6 +20,11 @@ import { traceContextOf, traceFields, type TraceContext } from './trace.ts';
 export interface AppOptions {
   readonly logger: Logger;
   readonly responder: ResponderOptions;
+  /**
+   * The policy in force, which a reload replaces (src/active-policy.ts): taken once per alert,
+   * over the responder's policy, protected namespaces and safety state; /readyz shows its status.
+   */
+  readonly policy?: PolicySource;
   /** The `source` of reply events, e.g. /falco-drop/<namespace>/<service>. */
   readonly replySource: string;
   /** Remembered deliveries (source + id): how many, for how long, in how many bytes (default 16 MiB). */
@@ -333,7 +339,9 @@ export function buildApp(options: AppOptions) {
     try {
       // A plain payload has no CloudEvent: its claims name it by the hash of its body.
       const ref = context ? { source: context.source, id: context.id } : { source: '', id: event.key };
-      response = await respond(options.responder, alert, { time: context?.time, event: ref });
+      // The policy in force when the alert arrives: a reload while it is acted on does not change it.
+      const responder = options.policy ? { ...options.responder, ...options.policy.current() } : options.responder;
+      response = await respond(responder, alert, { time: context?.time, event: ref });
     } catch (error) {
       // A refusal that retrying cannot fix is every copy's answer: remembered. Retryable failures are thrown.
       if (error instanceof DropError && !error.retryable) return errorAnswer(error);
@@ -447,6 +455,7 @@ export function buildApp(options: AppOptions) {
       dryRun: options.responder.dryRun,
       dryRunReason: options.dryRunReason ?? null,
       senderAuthentication: senderAuth ? { audience: senderAuth.audience, allowedSenders: senderAuth.allowedSenders } : null,
+      ...(options.policy ? { policy: options.policy.status() } : {}),
     };
   });
 

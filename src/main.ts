@@ -5,14 +5,15 @@
  */
 import { homedir } from 'node:os';
 import { pino } from 'pino';
+import { ActivePolicy } from './active-policy.ts';
 import { buildAdminApp, listenAdmin } from './admin.ts';
 import { buildApp } from './app.ts';
 import { SenderAuth } from './auth.ts';
 import { findKubeConfig, createKubeClient, serviceAccountDir, tokenReviewer } from './kube.ts';
 import { DropMetrics } from './metrics.ts';
-import { loadPolicy } from './policy.ts';
-import { buildProtectedNamespaces } from './protection.ts';
-import { createSafety, scheduleSweeps, ClusterSafety } from './safety.ts';
+import { loadPolicyFiles, type Guards } from './policy.ts';
+import { PolicyWatch, policyDirs } from './policy-watch.ts';
+import { createSafety, scheduleSweeps, ClusterSafety, type MemorySafety } from './safety.ts';
 import { closeTimeoutSeconds, Lifecycle, Shutdown } from './shutdown.ts';
 import { parseSettings } from './settings.ts';
 
@@ -22,7 +23,10 @@ async function main(): Promise<void> {
   // ended before the process exits.
   const destination = pino.destination({ dest: 1, sync: false, minLength: 0 });
   const logger = pino({ level: settings.logLevel, base: { service: settings.service } }, destination);
-  const policy = await loadPolicy(settings.policyPath);
+  // The same load at startup and at each reload.
+  const load = () => loadPolicyFiles(settings.policyPath);
+  const loaded = await load();
+  const policy = loaded.policy;
   const found = findKubeConfig({ env: process.env, homeDir: homedir(), serviceAccountDir });
   // GET /metrics on the admin listener (src/metrics.ts): every event answered and every API call.
   const metrics = new DropMetrics({ policy });
@@ -48,15 +52,33 @@ async function main(): Promise<void> {
   // Where the claims and the budget live: drop's namespace; run outside a pod without
   // DROP_NAMESPACE, the kubeconfig context's namespace, as kubectl would pick it.
   const stateNamespace = namespace ?? found.kubeConfig?.getContextObject(found.kubeConfig.getCurrentContext())?.namespace ?? 'default';
-  const safety = createSafety({
-    kube,
-    dryRun,
-    namespace: stateNamespace,
-    identity: settings.identity,
+  const safetyFor = (guards: Guards): ClusterSafety | MemorySafety =>
+    createSafety({
+      kube,
+      dryRun,
+      namespace: stateNamespace,
+      identity: settings.identity,
+      clock,
+      retryAfterSeconds: settings.retryAfterSeconds,
+      destructivePerMinute: guards.destructivePerMinute,
+      maxAlertAgeSeconds: guards.maxAlertAgeSeconds,
+    });
+  const safety = safetyFor(policy.guards);
+  // The expired claims are swept by the safety state in force (a reload of the guards makes a new one).
+  let stopSweeps = (): void => {};
+  const sweepWith = (current: ClusterSafety): ClusterSafety => {
+    stopSweeps();
+    stopSweeps = scheduleSweeps(current, logger);
+    return current;
+  };
+  const active = new ActivePolicy({
+    loaded,
+    load,
+    ownNamespace: namespace,
+    safety,
+    rebuildSafety: safety instanceof ClusterSafety ? (guards) => sweepWith(safetyFor(guards) as ClusterSafety) : undefined,
+    log: logger,
     clock,
-    retryAfterSeconds: settings.retryAfterSeconds,
-    destructivePerMinute: policy.guards.destructivePerMinute,
-    maxAlertAgeSeconds: policy.guards.maxAlertAgeSeconds,
   });
   const lifecycle = new Lifecycle();
   const app = buildApp({
@@ -68,23 +90,34 @@ async function main(): Promise<void> {
     senderAuth,
     observe: metrics.observe,
     responder: {
+      // At startup; each alert takes the policy, protected namespaces and safety state in force from `policy` below.
       policy,
       kube,
       dryRun,
-      protectedNamespaces: buildProtectedNamespaces(policy.protectedNamespaces, namespace),
+      protectedNamespaces: active.current().protectedNamespaces,
       gracePeriodSeconds: settings.gracePeriodSeconds,
       retryAfterSeconds: settings.retryAfterSeconds,
       clock,
       safety,
     },
+    policy: active,
   });
 
   if (dryRunReason) logger.warn({ dryRun: true, reason: dryRunReason }, `DRY-RUN: nothing will be changed in any cluster (${dryRunReason})`);
   else logger.info({ dryRun: false, cluster: found.kubeConfig?.getCurrentCluster()?.server, from: 'from' in found ? found.from : undefined }, 'acting on the cluster');
-  logger.info({ policy: policy.origin, rules: policy.rules.map((r) => r.name) }, 'policy loaded');
-  let stopSweeps = (): void => {};
+  logger.info({ policy: policy.origin, sha256: loaded.sha256, files: loaded.files, rules: policy.rules.map((r) => r.name) }, 'policy loaded');
+  // Without DROP_POLICY the built-in default is in force: there is no file to watch.
+  const watch = settings.policyPath
+    ? new PolicyWatch({
+        dirs: policyDirs(settings.policyPath, loaded.files),
+        check: async () => void (await active.reload()),
+        everyMs: settings.policyCheckSeconds * 1000,
+        onWatchError: (dir, error) => logger.warn({ dir, err: error }, `cannot watch ${dir} for policy changes; checking every ${settings.policyCheckSeconds} s`),
+      }).start()
+    : undefined;
+  if (watch) logger.info({ dirs: watch.watching, everySeconds: settings.policyCheckSeconds }, 'watching the policy files: a valid change is in force from the next alert, no restart needed');
   if (safety instanceof ClusterSafety) {
-    stopSweeps = scheduleSweeps(safety, logger);
+    sweepWith(safety);
     logger.info({ state: safety.home, namespace: stateNamespace, identity: settings.identity }, `claims and the destructive budget live in Leases in namespace ${stateNamespace}, shared by every replica`);
   } else {
     logger.info({ state: safety.home }, 'dry-run: claims and the destructive budget live in this process\'s memory, not in the cluster');
@@ -126,6 +159,7 @@ async function main(): Promise<void> {
   };
   const stop = (signal: 'SIGTERM' | 'SIGINT'): void => {
     stopSweeps();
+    void watch?.stop();
     shutdown.signal(signal).then(
       () => {
         kube?.close();
