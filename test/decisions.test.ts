@@ -138,3 +138,22 @@ t.test('a copy answered from another replica\'s record names the rules it did no
   await deliver(b, 'ev-later');
   t.match(seenB[1], { decision: 'skip', guard: 'cooldown' });
 });
+
+t.test('each guard rail names itself on the skip it causes', async (t) => {
+  const seen: Decision[] = [];
+  const optedOut = makePod('default', 'quiet', 'uid-quiet');
+  optedOut.metadata.labels = { ...optedOut.metadata.labels, 'falco-drop/ignore': 'true' };
+  const { drop } = await createFakeAndApp(t, [makePod('default', 'other-pod', 'uid-other'), optedOut], { observe: (d) => seen.push(d) });
+  const cases: [string, string][] = [
+    ['not-same-pod', falcoPayload({ fields: { 'k8s.pod.name': 'other-pod', 'container.id': 'ffffffffffff' } })],
+    ['opted-out', falcoPayload({ fields: { 'k8s.pod.name': 'quiet' } })],
+    ['no-target', falcoPayload({ onlyFields: { 'evt.time': 1749720067118402960n, 'proc.name': 'bash' } })],
+    ['too-old', falcoPayload({ time: '2025-06-12T07:00:00Z', fields: { 'evt.time': 1749711600000000000n } })],
+  ];
+  for (const [guard, payload] of cases) {
+    const res = await drop.app.inject({ method: 'POST', url: '/', headers: lower(brokerHeaders(`ev-${guard}`)), payload });
+    t.equal(res.statusCode, 202, guard);
+    t.match(seen.at(-1), { decision: 'skip', guard }, guard);
+    t.match(drop.logs.at(-1), { decision: 'skip', guard }, `${guard} in the log line`);
+  }
+});
