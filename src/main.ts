@@ -6,9 +6,11 @@
 import { homedir } from 'node:os';
 import { pino } from 'pino';
 import { ActivePolicy } from './active-policy.ts';
+import { buildAdminApp, listenAdmin } from './admin.ts';
 import { buildApp } from './app.ts';
 import { SenderAuth } from './auth.ts';
 import { findKubeConfig, createKubeClient, serviceAccountDir, tokenReviewer } from './kube.ts';
+import { DropMetrics } from './metrics.ts';
 import { loadPolicyFiles, type Guards } from './policy.ts';
 import { formatProblem } from './policy-problems.ts';
 import { PolicyWatch, policyDirs } from './policy-watch.ts';
@@ -40,7 +42,9 @@ async function main(): Promise<void> {
   const loaded = await load();
   const policy = loaded.policy;
   const found = findKubeConfig({ env: process.env, homeDir: homedir(), serviceAccountDir });
-  const kube = found.kubeConfig ? createKubeClient(found.kubeConfig, { timeoutMs: settings.apiTimeoutMs }) : undefined;
+  // GET /metrics on the admin listener (src/metrics.ts): every event answered and every API call.
+  const metrics = new DropMetrics({ policy });
+  const kube = found.kubeConfig ? createKubeClient(found.kubeConfig, { timeoutMs: settings.apiTimeoutMs, observe: metrics.observeApiCall }) : undefined;
   const namespace = settings.namespace ?? (found.kubeConfig ? found.namespace : undefined);
   const clock = { now: () => new Date() };
   const dryRunReason = settings.dryRun ? 'DROP_DRY_RUN=true' : found.kubeConfig ? undefined : found.reason;
@@ -101,6 +105,7 @@ async function main(): Promise<void> {
     redelivery: { max: settings.redeliveryMax, ttlMs: settings.redeliveryTtlSeconds * 1000 },
     dryRunReason,
     senderAuth,
+    observe: metrics.observe,
     responder: {
       // At startup; each alert takes the policy, protected namespaces and safety state in force from `policy` below.
       policy,
@@ -146,12 +151,21 @@ async function main(): Promise<void> {
     );
   }
 
+  // The operator's listener (src/admin.ts): closed after the event listener, so the metrics
+  // can be scraped while the drain goes on.
+  const admin = buildAdminApp({ logger, routes: [metrics.routes] });
   const shutdown = new Shutdown({
     lifecycle,
     drainMs: settings.drainSeconds * 1000,
     closeTimeoutMs: closeTimeoutSeconds * 1000,
-    close: () => app.close(),
-    cutConnections: () => app.server.closeAllConnections(),
+    close: async () => {
+      await app.close();
+      await admin.close();
+    },
+    cutConnections: () => {
+      app.server.closeAllConnections();
+      admin.server.closeAllConnections();
+    },
     log: logger,
   });
   // Exits once every log line is written. The stream writes in the background: exiting with a
@@ -182,6 +196,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   await app.listen({ port: settings.port, host: settings.host });
+  await listenAdmin(admin, { port: settings.adminPort, host: settings.host }, logger);
 }
 
 main().catch((error: unknown) => {
