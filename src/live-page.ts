@@ -64,7 +64,7 @@ function row(d) {
   tr.append(cell([d.rules && d.rules.length ? d.rules.join(', ') : '\\u2014']));
   var kind = el('span', d.decision, 'badge' + (decisionKinds.indexOf(d.decision) >= 0 ? ' k-' + d.decision : ''));
   var outcome = el('span', ' ' + d.outcome, known(outcomeClasses, d.outcome) ? outcomeClasses[d.outcome] : '');
-  var detail = [d.guard, d.code, d.replayed ? 'redelivery' : undefined].filter(Boolean).join(' \\u00b7 ');
+  var detail = [d.guard, d.code, d.replayed ? 'redelivery' : undefined, d.fromRecord && d.fromRecord.length ? 'as recorded by the replica that acted' : undefined].filter(Boolean).join(' \\u00b7 ');
   tr.append(cell(detail ? [kind, outcome, el('small', detail)] : [kind, outcome]));
   var reason = [el('span', d.reason)];
   (d.actions || []).forEach(function (a) { reason.push(el('small', a.action + ': ' + a.status + ' \\u2014 ' + a.reason)); });
