@@ -5,6 +5,7 @@
  */
 import { homedir } from 'node:os';
 import { pino } from 'pino';
+import { buildAdminApp, listenAdmin } from './admin.ts';
 import { buildApp } from './app.ts';
 import { SenderAuth } from './auth.ts';
 import { findKubeConfig, createKubeClient, serviceAccountDir, tokenReviewer } from './kube.ts';
@@ -93,12 +94,21 @@ async function main(): Promise<void> {
     );
   }
 
+  // The operator's listener (src/admin.ts): closed after the event listener, so the metrics
+  // can be scraped while the drain goes on.
+  const admin = buildAdminApp({ logger, routes: [] });
   const shutdown = new Shutdown({
     lifecycle,
     drainMs: settings.drainSeconds * 1000,
     closeTimeoutMs: closeTimeoutSeconds * 1000,
-    close: () => app.close(),
-    cutConnections: () => app.server.closeAllConnections(),
+    close: async () => {
+      await app.close();
+      await admin.close();
+    },
+    cutConnections: () => {
+      app.server.closeAllConnections();
+      admin.server.closeAllConnections();
+    },
     log: logger,
   });
   // Exits once every log line is written. The stream writes in the background: exiting with a
@@ -127,6 +137,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   await app.listen({ port: settings.port, host: settings.host });
+  await listenAdmin(admin, { port: settings.adminPort, host: settings.host }, logger);
 }
 
 main().catch((error: unknown) => {

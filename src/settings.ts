@@ -3,6 +3,8 @@ import { defaultDrainSeconds } from './shutdown.ts';
 /** The service's settings, read from the environment (the README's settings table). */
 export interface Settings {
   readonly port: number;
+  /** DROP_ADMIN_PORT: the operator's listener (metrics, the live page), on the same host; 0 picks a free port. */
+  readonly adminPort: number;
   readonly host: string;
   /** DROP_DRY_RUN: true forces dry-run; false or unset acts when a cluster is configured. */
   readonly dryRun: boolean;
@@ -41,6 +43,9 @@ export class SettingsError extends Error {
   }
 }
 
+/** The default admin port (DROP_ADMIN_PORT): the one Prometheus exporters conventionally use. */
+export const defaultAdminPort = 9464;
+
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Parses the environment; throws SettingsError listing every bad value. */
@@ -67,6 +72,7 @@ export function parseSettings(env: Readonly<Record<string, string | undefined>>)
   if (!logLevels.includes(logLevel)) problems.push(`LOG_LEVEL=${env.LOG_LEVEL}: must be one of ${logLevels.join(', ')}`);
   const settings: Settings = {
     port: integer('PORT', 8080, 0, 65535),
+    adminPort: integer('DROP_ADMIN_PORT', defaultAdminPort, 0, 65535),
     host: env.DROP_HOST || '0.0.0.0',
     dryRun: flag('DROP_DRY_RUN'),
     policyPath: env.DROP_POLICY || undefined,

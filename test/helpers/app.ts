@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { buildApp, type AppOptions } from '../../src/app.ts';
+import type { DecisionObserver } from '../../src/decisions.ts';
 import { SenderAuth } from '../../src/auth.ts';
 import { createKubeClient, tokenReviewer, type KubeClient } from '../../src/kube.ts';
 import { parsePolicy, loadPolicy, type Policy } from '../../src/policy.ts';
@@ -22,6 +23,8 @@ export interface TestAppOptions {
   readonly senderAuth?: { readonly audience: string; readonly allowedSenders?: readonly string[] };
   /** This replica's name as the holder of its claims (default `drop-test`). */
   readonly identity?: string;
+  /** Told of every event answered (AppOptions.observe). */
+  readonly observe?: DecisionObserver;
 }
 
 export interface TestApp {
@@ -64,6 +67,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const appOptions: AppOptions = {
     logger,
     replySource: '/falco-drop/falco-drop/drop',
+    observe: options.observe,
     redelivery: { max: 1000, ttlMs: 60_000 },
     dryRunReason: dryRun ? (kube ? 'DROP_DRY_RUN=true' : 'no cluster') : undefined,
     senderAuth:

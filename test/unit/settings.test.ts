@@ -3,6 +3,7 @@ import { parseSettings, SettingsError, type Settings } from '../../src/settings.
 
 const defaults: Settings = {
   port: 8080,
+  adminPort: 9464,
   host: '0.0.0.0',
   dryRun: false,
   policyPath: undefined,
@@ -61,9 +62,11 @@ t.test('reads every variable', async (t) => {
     K_REVISION: 'drop-prod-00001',
     HOSTNAME: 'drop-prod-00001-deployment-5d9f7c6b8-x2x7q',
     DROP_DRAIN_SECONDS: '0',
+    DROP_ADMIN_PORT: '9100',
   };
   t.same(parseSettings(env), {
     port: 9090,
+    adminPort: 9100,
     host: '127.0.0.1',
     dryRun: true,
     policyPath: '/etc/drop/policy.yaml',
@@ -111,6 +114,8 @@ t.test('accepts the bounds of each number', async (t) => {
   const cases: [string, string, keyof Settings, number][] = [
     ['PORT', '0', 'port', 0],
     ['PORT', '65535', 'port', 65_535],
+    ['DROP_ADMIN_PORT', '0', 'adminPort', 0],
+    ['DROP_ADMIN_PORT', '65535', 'adminPort', 65_535],
     ['DROP_GRACE_PERIOD_SECONDS', '3600', 'gracePeriodSeconds', 3600],
     ['DROP_API_TIMEOUT_MS', '100', 'apiTimeoutMs', 100],
     ['DROP_RETRY_AFTER_SECONDS', '1', 'retryAfterSeconds', 1],
@@ -127,6 +132,7 @@ t.test('rejects each bad value with the variable, the value and what is allowed'
     ['PORT', '65536', 'PORT=65536: must be a whole number from 0 to 65535'],
     ['PORT', '-1', 'PORT=-1: must be a whole number from 0 to 65535'],
     ['PORT', '80.5', 'PORT=80.5: must be a whole number from 0 to 65535'],
+    ['DROP_ADMIN_PORT', '65536', 'DROP_ADMIN_PORT=65536: must be a whole number from 0 to 65535'],
     ['DROP_GRACE_PERIOD_SECONDS', '3601', 'DROP_GRACE_PERIOD_SECONDS=3601: must be a whole number from 0 to 3600'],
     ['DROP_API_TIMEOUT_MS', '99', 'DROP_API_TIMEOUT_MS=99: must be a whole number from 100 to 120000'],
     ['DROP_RETRY_AFTER_SECONDS', '0', 'DROP_RETRY_AFTER_SECONDS=0: must be a whole number from 1 to 3600'],
