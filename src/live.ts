@@ -154,15 +154,15 @@ const pageHeaders = {
 };
 
 /**
- * The page's routes, to be registered on the admin app: `app.register(liveRoutes(log, options))`.
+ * Adds the page's routes to the admin app (src/admin.ts): `liveRoutes(log, options)(app)`.
  * Open event streams are cut when the app closes, so they never hold its close.
  */
-export function liveRoutes(log: DecisionLog, options: LiveOptions) {
+export function liveRoutes(log: DecisionLog, options: LiveOptions): (app: FastifyInstance) => void {
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const maxUnreadBytes = options.maxUnreadBytes ?? 1024 * 1024;
   const snapshot = () => ({ replica: options.replica, dryRun: options.dryRun, maxCount: log.maxCount, counters: log.counters(), recent: log.recent() });
 
-  return async function live(app: FastifyInstance): Promise<void> {
+  return (app) => {
     const streams = new Set<ServerResponse>();
     // An open stream never ends by itself: it would hold the listener's close. Closing cuts them
     // (a page still reading would hold a graceful end too).

@@ -9,6 +9,7 @@ import { buildAdminApp, listenAdmin } from './admin.ts';
 import { buildApp } from './app.ts';
 import { SenderAuth } from './auth.ts';
 import { findKubeConfig, createKubeClient, serviceAccountDir, tokenReviewer } from './kube.ts';
+import { DecisionLog, liveRoutes } from './live.ts';
 import { loadPolicy } from './policy.ts';
 import { buildProtectedNamespaces } from './protection.ts';
 import { createSafety, scheduleSweeps, ClusterSafety } from './safety.ts';
@@ -56,8 +57,11 @@ async function main(): Promise<void> {
     maxAlertAgeSeconds: policy.guards.maxAlertAgeSeconds,
   });
   const lifecycle = new Lifecycle();
+  // This replica's recent decisions, for the live page on the admin listener.
+  const decisions = new DecisionLog();
   const app = buildApp({
     lifecycle,
+    observe: decisions.add,
     logger,
     replySource: `/falco-drop/${namespace ?? 'local'}/${settings.service}`,
     redelivery: { max: settings.redeliveryMax, ttlMs: settings.redeliveryTtlSeconds * 1000 },
@@ -96,7 +100,7 @@ async function main(): Promise<void> {
 
   // The operator's listener (src/admin.ts): closed after the event listener, so the metrics
   // can be scraped while the drain goes on.
-  const admin = buildAdminApp({ logger, routes: [] });
+  const admin = buildAdminApp({ logger, routes: [liveRoutes(decisions, { replica: settings.identity, dryRun })] });
   const shutdown = new Shutdown({
     lifecycle,
     drainMs: settings.drainSeconds * 1000,

@@ -95,7 +95,7 @@ const options: LiveOptions = { replica: 'drop-00001-deployment-7c9f-x2v4q', dryR
 
 async function adminApp(t: Test, log: DecisionLog, live: Partial<LiveOptions> = {}) {
   const app = Fastify();
-  await app.register(liveRoutes(log, { ...options, ...live }));
+  liveRoutes(log, { ...options, ...live })(app);
   await app.listen({ port: 0, host: '127.0.0.1' });
   t.teardown(() => app.close());
   const address = app.server.address();
@@ -252,7 +252,7 @@ t.test('a page that reads nothing while decisions pour in is cut off, not buffer
 t.test('closing the app ends the open streams, so they do not hold the close', async (t) => {
   const log = new DecisionLog();
   const app = Fastify();
-  await app.register(liveRoutes(log, options));
+  liveRoutes(log, options)(app);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const stream = openStream(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/decisions/events`);
