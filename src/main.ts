@@ -10,6 +10,7 @@ import { buildApp } from './app.ts';
 import { SenderAuth } from './auth.ts';
 import { findKubeConfig, createKubeClient, serviceAccountDir, tokenReviewer } from './kube.ts';
 import { DecisionLog, liveRoutes } from './live.ts';
+import { DropMetrics } from './metrics.ts';
 import { loadPolicy } from './policy.ts';
 import { buildProtectedNamespaces } from './protection.ts';
 import { createSafety, scheduleSweeps, ClusterSafety } from './safety.ts';
@@ -24,7 +25,9 @@ async function main(): Promise<void> {
   const logger = pino({ level: settings.logLevel, base: { service: settings.service } }, destination);
   const policy = await loadPolicy(settings.policyPath);
   const found = findKubeConfig({ env: process.env, homeDir: homedir(), serviceAccountDir });
-  const kube = found.kubeConfig ? createKubeClient(found.kubeConfig, { timeoutMs: settings.apiTimeoutMs }) : undefined;
+  // GET /metrics on the admin listener (src/metrics.ts): every event answered and every API call.
+  const metrics = new DropMetrics({ policy });
+  const kube = found.kubeConfig ? createKubeClient(found.kubeConfig, { timeoutMs: settings.apiTimeoutMs, observe: metrics.observeApiCall }) : undefined;
   const namespace = settings.namespace ?? (found.kubeConfig ? found.namespace : undefined);
   const clock = { now: () => new Date() };
   const dryRunReason = settings.dryRun ? 'DROP_DRY_RUN=true' : found.kubeConfig ? undefined : found.reason;
@@ -61,12 +64,16 @@ async function main(): Promise<void> {
   const decisions = new DecisionLog();
   const app = buildApp({
     lifecycle,
-    observe: decisions.add,
     logger,
     replySource: `/falco-drop/${namespace ?? 'local'}/${settings.service}`,
     redelivery: { max: settings.redeliveryMax, ttlMs: settings.redeliveryTtlSeconds * 1000 },
     dryRunReason,
     senderAuth,
+    // Each event answered: counted for /metrics, and shown on the live page.
+    observe: (decision) => {
+      metrics.observe(decision);
+      decisions.add(decision);
+    },
     responder: {
       policy,
       kube,
@@ -100,7 +107,7 @@ async function main(): Promise<void> {
 
   // The operator's listener (src/admin.ts): closed after the event listener, so the metrics
   // can be scraped while the drain goes on.
-  const admin = buildAdminApp({ logger, routes: [liveRoutes(decisions, { replica: settings.identity, dryRun })] });
+  const admin = buildAdminApp({ logger, routes: [metrics.routes, liveRoutes(decisions, { replica: settings.identity, dryRun })] });
   const shutdown = new Shutdown({
     lifecycle,
     drainMs: settings.drainSeconds * 1000,

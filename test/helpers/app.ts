@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { buildApp, type AppOptions } from '../../src/app.ts';
 import type { DecisionObserver } from '../../src/decisions.ts';
+import type { ApiCallObserver } from '../../src/kube.ts';
 import { SenderAuth } from '../../src/auth.ts';
 import { createKubeClient, tokenReviewer, type KubeClient } from '../../src/kube.ts';
 import { parsePolicy, loadPolicy, type Policy } from '../../src/policy.ts';
@@ -25,6 +26,8 @@ export interface TestAppOptions {
   readonly identity?: string;
   /** Told of every event answered (AppOptions.observe). */
   readonly observe?: DecisionObserver;
+  /** Told of every call to the fake API (KubeClientOptions.observe). */
+  readonly observeApi?: ApiCallObserver;
 }
 
 export interface TestApp {
@@ -49,7 +52,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   });
   const logger = pino({ level: 'info' }, stream);
   const policy = options.policyYaml ? parsePolicy(options.policyYaml, 'test-policy.yaml') : await loadPolicy(undefined);
-  const kube = options.fake ? createKubeClient(options.fake.kubeConfig(), { timeoutMs: options.timeoutMs ?? 2000 }) : undefined;
+  const kube = options.fake ? createKubeClient(options.fake.kubeConfig(), { timeoutMs: options.timeoutMs ?? 2000, observe: options.observeApi }) : undefined;
   const dryRun = options.dryRun ?? !kube;
   const now = options.now;
   const clock = { now: () => (typeof now === 'function' ? now() : (now ?? new Date('2025-06-12T09:21:08Z'))) };
