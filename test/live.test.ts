@@ -127,6 +127,8 @@ function openStream(url: string) {
       });
       res.on('end', () => (ended = true));
       res.on('close', () => (ended = true));
+      // A stream the server cuts ends in 'aborted' (ECONNRESET) on this side: that is its end too.
+      res.on('error', () => (ended = true));
       resolve(res);
     });
     request.on('error', reject);
