@@ -155,7 +155,7 @@ export const livePageHtml = `<!doctype html>
 <header>
 <h1>drop: decisions on <span id="replica">this replica</span></h1>
 <span id="mode"></span>
-<span id="status">connecting\u2026</span>
+<span id="status" role="status">connecting\u2026</span>
 </header>
 <section id="counters" aria-label="Counters since this replica started">
 ${counter('answered', 'id="c-total"')}
