@@ -10,6 +10,7 @@ import { buildAdminApp, listenAdmin } from './admin.ts';
 import { buildApp } from './app.ts';
 import { SenderAuth } from './auth.ts';
 import { findKubeConfig, createKubeClient, serviceAccountDir, tokenReviewer } from './kube.ts';
+import { DecisionLog, liveRoutes } from './live.ts';
 import { DropMetrics } from './metrics.ts';
 import { loadPolicyFiles, type Guards } from './policy.ts';
 import { formatProblem } from './policy-problems.ts';
@@ -98,6 +99,8 @@ async function main(): Promise<void> {
   // What `capture` collects is kept in Secrets beside the claims; never under the dry-run.
   const evidence = kube && !dryRun ? new EvidenceStore({ core: kube.core, namespace: stateNamespace, clock, retryAfterSeconds: settings.retryAfterSeconds }) : undefined;
   const lifecycle = new Lifecycle();
+  // This replica's recent decisions, for the live page on the admin listener.
+  const decisions = new DecisionLog();
   const app = buildApp({
     lifecycle,
     logger,
@@ -105,7 +108,11 @@ async function main(): Promise<void> {
     redelivery: { max: settings.redeliveryMax, ttlMs: settings.redeliveryTtlSeconds * 1000 },
     dryRunReason,
     senderAuth,
-    observe: metrics.observe,
+    // Each event answered: counted for /metrics, and shown on the live page.
+    observe: (decision) => {
+      metrics.observe(decision);
+      decisions.add(decision);
+    },
     responder: {
       // At startup; each alert takes the policy, protected namespaces and safety state in force from `policy` below.
       policy,
@@ -153,7 +160,7 @@ async function main(): Promise<void> {
 
   // The operator's listener (src/admin.ts): closed after the event listener, so the metrics
   // can be scraped while the drain goes on.
-  const admin = buildAdminApp({ logger, routes: [metrics.routes] });
+  const admin = buildAdminApp({ logger, routes: [metrics.routes, liveRoutes(decisions, { replica: settings.identity, dryRun })] });
   const shutdown = new Shutdown({
     lifecycle,
     drainMs: settings.drainSeconds * 1000,
