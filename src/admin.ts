@@ -41,6 +41,6 @@ export async function listenAdmin(app: FastifyInstance, listen: { readonly port:
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const adminUrl = `http://${host}:${address.port}`;
-  logger.info({ adminUrl }, `admin listening at ${adminUrl} (GET /metrics)`);
+  logger.info({ adminUrl }, `admin listening at ${adminUrl} (GET / the live page, GET /metrics)`);
   return adminUrl;
 }

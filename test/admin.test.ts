@@ -35,7 +35,7 @@ t.test('listens on a free port and logs its URL once, as adminUrl', async (t) =>
   t.equal((await fetch(`${url}/nothing`)).status, 404);
   t.same(
     lines.map((l) => [l.msg, l.adminUrl]),
-    [[`admin listening at ${url} (GET /metrics)`, url]],
+    [[`admin listening at ${url} (GET / the live page, GET /metrics)`, url]],
     'one line names it (Fastify\'s own "Server listening" is not logged: it would read like the event listener\'s)',
   );
 });
