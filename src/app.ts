@@ -8,7 +8,7 @@ import { clipStrings, clipText } from './clip.ts';
 import { DropError } from './errors.ts';
 import { alertTimeMs, parseFalcoAlert, type FalcoAlert } from './falco.ts';
 import { parseDelivery, type EventContext, type Headers, type IncomingEvent } from './incoming.ts';
-import { stringifyJson } from './json.ts';
+import { jsonNumber, stringifyJson } from './json.ts';
 import { defaultRedeliveryMaxBytes, RedeliveryMemory, stringBytes } from './redelivery.ts';
 import { buildReply, buildReplyData, replyId } from './reply.ts';
 import { respond, type Response, type ResponderOptions } from './responder.ts';
@@ -117,7 +117,7 @@ function alertFields(alert: FalcoAlert, ageMs: number | undefined): Record<strin
     priority: clipText(alert.priority),
     source: clipText(alert.source),
     alertAgeMs: ageMs,
-    evtTime: typeof evtTime === 'string' ? clipText(evtTime) : evtTime,
+    evtTime: typeof evtTime === 'string' ? clipText(evtTime) : typeof evtTime === 'bigint' ? jsonNumber(evtTime) : evtTime,
   };
 }
 
