@@ -58,12 +58,13 @@ const podLimitMiB = 256;
 const startFlags = JSON.parse(readFileSync('package.json', 'utf8')).scripts.start.split(' ').filter((f) => f.startsWith('--'));
 const podFlags = startFlags.map((f) => f.replace(/^--max-old-space-size-percentage=(\d+)$/, (_, p) => `--max-old-space-size=${Math.floor((podLimitMiB * Number(p)) / 100)}`));
 const nodeFlags = process.env.BENCH_NODE_OPTIONS?.split(' ').filter(Boolean) ?? podFlags;
-console.log(`node ${process.version}, flags: ${nodeFlags.join(' ')}`);
+console.log(`node ${process.version}, flags: ${nodeFlags.join(' ')}, drop: ${process.env.BENCH_DROP ?? 'dist/main.js'}`);
 
 const servers = {
   bare: 'hack/bench-bare.mjs',
   'SDK sink': 'hack/bench-sdk-sink.mjs',
-  drop: 'dist/main.js',
+  // BENCH_DROP: another build of drop to measure in drop's place (e.g. an older commit's).
+  drop: process.env.BENCH_DROP ?? 'dist/main.js',
 };
 const request = ignoredAlertRequest();
 let requestNumber = 0;
@@ -106,7 +107,7 @@ async function start(name) {
   await Promise.race([firstAnswer(port, first), died]);
   const ms = performance.now() - started;
   died.catch(() => {});
-  return { name, child, port, ms, log, answered: 1 };
+  return { name, child, port, ms, cpuMs: cpuMs(child.pid), log, answered: 1 };
 }
 
 async function stop(server) {
@@ -121,6 +122,12 @@ function memoryKb(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
   return { peak: field('VmHWM'), rss: field('VmRSS') };
+}
+
+/** CPU time (user + system) a process has used, in ms (10 ms steps). */
+function cpuMs(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 const mb = (kb) => `${(kb / 1024).toFixed(0)} MiB`;
@@ -268,14 +275,16 @@ async function throughput() {
       }
     }
     console.log(`ignored alerts, ${loadConnections} keep-alive connections, ${rounds} rounds of ${roundSeconds} s each (median (min–max)):`);
-    console.log(`  ${'server'.padEnd(10)} ${'req/s'.padEnd(24)} ${'p99 ms'.padEnd(20)}`);
+    console.log(`  ${'server'.padEnd(10)} ${'req/s'.padEnd(24)} ${'p99 ms'.padEnd(20)} server CPU µs per alert`);
     for (const name of names) {
       const rs = results[name];
-      console.log(`  ${name.padEnd(10)} ${spread(rs.map((x) => x.rps)).padEnd(24)} ${spread(rs.map((x) => x.p99), (x) => x.toFixed(1)).padEnd(20)}`);
+      console.log(`  ${name.padEnd(10)} ${spread(rs.map((x) => x.rps)).padEnd(24)} ${spread(rs.map((x) => x.p99), (x) => x.toFixed(1)).padEnd(20)} ${spread(rs.map((x) => x.cpuUs))}`);
     }
     const ratio = (a, b) => results[a].map((x, i) => x.rps / results[b][i].rps);
     console.log(`  drop/bare      ${spread(ratio('drop', 'bare'), (x) => x.toFixed(2))}  target ≥ 0.70`);
     console.log(`  drop/SDK sink  ${spread(ratio('drop', 'SDK sink'), (x) => x.toFixed(2))}  target > 1`);
+    const cpuRatio = (a, b) => results[a].map((x, i) => x.cpuUs / results[b][i].cpuUs);
+    console.log(`  CPU per alert, drop/bare ${spread(cpuRatio('drop', 'bare'), (x) => x.toFixed(2))}, drop/SDK sink ${spread(cpuRatio('drop', 'SDK sink'), (x) => x.toFixed(2))}`);
   } finally {
     for (const s of running) await stop(s);
   }
@@ -289,25 +298,33 @@ async function throughput() {
 
 /** Load on a started server, its answers counted on it. */
 async function loadOn(s, options) {
+  const cpuBefore = cpuMs(s.child.pid);
   const result = await load({ port: s.port, connections: loadConnections, request: nextRequest, ...options });
   s.answered += result.answered;
+  // The server's CPU per answer: what the load costs it, whatever else runs on the machine.
+  result.cpuUs = ((cpuMs(s.child.pid) - cpuBefore) * 1000) / result.answered;
   return result;
 }
 
 async function coldStart() {
   const times = Object.fromEntries(names.map((n) => [n, []]));
+  const cpu = Object.fromEntries(names.map((n) => [n, []]));
+  const rss = Object.fromEntries(names.map((n) => [n, []]));
   for (let i = 0; i < runs; i++) {
     for (const name of i % 2 === 0 ? names : [...names].reverse()) {
       const s = await start(name);
       times[name].push(s.ms);
+      cpu[name].push(s.cpuMs);
+      rss[name].push(memoryKb(s.child.pid).rss / 1024);
       await stop(s);
     }
   }
-  console.log(`cold start: spawn → first 2xx to an alert, ${runs} starts each (median (min–max) ms):`);
-  for (const name of names) console.log(`  ${name.padEnd(10)} ${spread(times[name])}`);
-  const ratio = (a, b) => median(times[a]) / median(times[b]);
-  console.log(`  drop/bare      ${ratio('drop', 'bare').toFixed(2)}  target ≤ 1.50`);
-  console.log(`  drop/SDK sink  ${ratio('drop', 'SDK sink').toFixed(2)}`);
+  console.log(`cold start: spawn → first 2xx to an alert, ${runs} starts each (median (min–max)):`);
+  console.log(`  ${'server'.padEnd(10)} ${'wall ms'.padEnd(20)} ${'CPU ms'.padEnd(20)} RSS MiB then`);
+  for (const name of names) console.log(`  ${name.padEnd(10)} ${spread(times[name]).padEnd(20)} ${spread(cpu[name]).padEnd(20)} ${spread(rss[name])}`);
+  const ratio = (of, a, b) => median(of[a]) / median(of[b]);
+  console.log(`  drop/bare      wall ${ratio(times, 'drop', 'bare').toFixed(2)} (target ≤ 1.50), CPU ${ratio(cpu, 'drop', 'bare').toFixed(2)}`);
+  console.log(`  drop/SDK sink  wall ${ratio(times, 'drop', 'SDK sink').toFixed(2)}, CPU ${ratio(cpu, 'drop', 'SDK sink').toFixed(2)}`);
 }
 
 async function memory() {
