@@ -10,7 +10,7 @@ import type { Decision, DecisionObserver, Guard } from './decisions.ts';
 import { DropError, isRetryableStatus } from './errors.ts';
 import { alertTimeMs, parseFalcoAlert, type FalcoAlert } from './falco.ts';
 import { parseDelivery, type EventContext, type Headers, type IncomingEvent } from './incoming.ts';
-import { stringifyJson } from './json.ts';
+import { jsonNumber, stringifyJson } from './json.ts';
 import { defaultRedeliveryMaxBytes, RedeliveryMemory, stringBytes } from './redelivery.ts';
 import { buildReply, buildReplyData, replyId } from './reply.ts';
 import { respond, type Response, type ResponderOptions } from './responder.ts';
@@ -151,7 +151,7 @@ function alertFields(alert: FalcoAlert, ageMs: number | undefined): { rule: stri
     priority: clipText(alert.priority),
     source: clipText(alert.source),
     alertAgeMs: ageMs,
-    evtTime: typeof evtTime === 'string' ? clipText(evtTime) : evtTime,
+    evtTime: typeof evtTime === 'string' ? clipText(evtTime) : typeof evtTime === 'bigint' ? jsonNumber(evtTime) : evtTime,
   };
 }
 

@@ -27,6 +27,15 @@ function writeBigint(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? rawJSON(value.toString()) : value;
 }
 
+/**
+ * A bigint as a value JSON.stringify writes as a bare number with every digit. pino writes a log
+ * line with JSON.stringify and, when that throws (as it does on a bigint), again with a slower
+ * serializer: a log field holding a bigint would cost a thrown exception per line.
+ */
+export function jsonNumber(value: bigint): object {
+  return rawJSON(value.toString());
+}
+
 /** Serialises, writing bigint as a bare JSON number with every digit. */
 export function stringifyJson(value: unknown): string {
   return JSON.stringify(value, writeBigint);

@@ -2,20 +2,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ApiException,
-  AppsV1Api,
-  AuthenticationV1Api,
-  BatchV1Api,
-  CoordinationV1Api,
-  CoreV1Api,
-  EventsV1Api,
   KubeConfig,
-  NetworkingV1Api,
-  ServerConfiguration,
-  createConfiguration,
-  type RequestContext,
-  type ResponseContext,
+  type AppsV1Api,
+  type AuthenticationV1Api,
+  type BatchV1Api,
+  type CoordinationV1Api,
+  type CoreV1Api,
+  type EventsV1Api,
+  type NetworkingV1Api,
 } from '@kubernetes/client-node';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { Apis } from './kube-apis.ts';
 import type { TokenReviewer } from './auth.ts';
 import { DropError } from './errors.ts';
 
@@ -170,46 +167,56 @@ export interface KubeClient {
 }
 
 /**
- * The client library (2.x, undici) builds a new dispatcher on every call from the kubeconfig's
- * TLS and proxy settings (CA, client certificate, insecure-skip-tls-verify, proxy-url), so no
- * connection is ever reused (a TLS handshake each time), and it sets no timeout. A middleware
- * keeps the first call's dispatcher, which has exactly those settings, and hands it to every
- * later call: one keep-alive connection pool for the client's life, closed by close(). With no
- * TLS or proxy setting at all the library leaves the dispatcher unset (undici's global one);
- * drop then uses its own keep-alive Agent, so close() still closes every connection it opened.
- * Every call gets an abort signal of `timeoutMs`, which also covers reading the answer.
+ * An API whose methods wait for `load` and call the real one. Every method of the client's APIs
+ * returns a promise, so the caller cannot tell, but for the first call's wait.
+ */
+function lazyApi<T extends object>(load: () => Promise<T>): T {
+  return new Proxy({} as T, {
+    get: (_target, name) =>
+      // Not a thenable: awaiting the API object itself must not call the API.
+      name === 'then'
+        ? undefined
+        : (...args: unknown[]) => load().then((api) => (api[name as keyof T] as (...a: unknown[]) => unknown).apply(api, args)),
+  });
+}
+
+/**
+ * The Kubernetes client, with its typed APIs built on the first call (src/kube-apis.ts, a chunk
+ * of its own in the bundle): a cold start loads and evaluates about half as much code, and an
+ * alert that calls no API never waits for them. The first call that does waits once for the
+ * load, which the start would otherwise have done before listening.
  */
 export function createKubeClient(kubeConfig: KubeConfig, options: KubeClientOptions): KubeClient {
-  let shared: Dispatcher | undefined;
-  let used: Dispatcher | undefined;
-  const middleware = {
-    pre: async (context: RequestContext): Promise<RequestContext> => {
-      shared ??= context.getDispatcher() ?? new Agent({ connect: { keepAlive: true, keepAliveInitialDelay: 30_000 } });
-      used ??= options.observe ? shared.compose(observeCalls(options.observe)) : shared;
-      context.setDispatcher(used);
-      context.setSignal(AbortSignal.timeout(options.timeoutMs));
-      return context;
-    },
-    post: async (context: ResponseContext): Promise<ResponseContext> => context,
-  };
   const cluster = kubeConfig.getCurrentCluster();
   /* c8 ignore next -- findKubeConfig only returns configs with a current cluster */
   if (!cluster) throw new Error('kubeconfig has no current cluster');
-  const configuration = createConfiguration({
-    baseServer: new ServerConfiguration(cluster.server, {}),
-    authMethods: { default: kubeConfig },
-    promiseMiddleware: [middleware],
-  });
+  let loading: Promise<Apis> | undefined;
+  let loaded: Apis | undefined;
+  let closed = false;
+  const load = (): Promise<Apis> =>
+    (loading ??= import('./kube-apis.ts').then(({ createApis }) => (loaded = createApis(kubeConfig, cluster.server, options.timeoutMs, options.observe && observeCalls(options.observe)))));
+  // A call after close() (or waiting for the load when close() came) fails rather than open a
+  // connection no one will close.
+  const api = <K extends Exclude<keyof Apis, 'close'>>(key: K): Apis[K] =>
+    lazyApi(() =>
+      load().then((apis) => {
+        if (closed) throw new Error('the Kubernetes client is closed');
+        return apis[key];
+      }),
+    );
   return {
-    core: new CoreV1Api(configuration),
-    networking: new NetworkingV1Api(configuration),
-    events: new EventsV1Api(configuration),
-    apps: new AppsV1Api(configuration),
-    batch: new BatchV1Api(configuration),
-    authentication: new AuthenticationV1Api(configuration),
-    coordination: new CoordinationV1Api(configuration),
+    core: api('core'),
+    networking: api('networking'),
+    events: api('events'),
+    apps: api('apps'),
+    batch: api('batch'),
+    authentication: api('authentication'),
+    coordination: api('coordination'),
     kubeConfig,
-    close: () => void shared?.destroy(),
+    close: () => {
+      closed = true;
+      loaded?.close();
+    },
   };
 }
 

@@ -35,6 +35,8 @@ export interface TestApp {
   readonly app: ReturnType<typeof buildApp>;
   /** Every log line the app wrote, parsed. */
   readonly logs: Record<string, unknown>[];
+  /** The same lines as written (JSON.parse rounds numbers above 2^53). */
+  readonly logText: string[];
   readonly kube: KubeClient | undefined;
   readonly policy: Policy;
   /** Where its claims and budget live: Leases on the fake API when it acts, else memory. */
@@ -45,9 +47,14 @@ export interface TestApp {
 /** Builds the app as main.ts does, with a log that tests can read. */
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const logs: Record<string, unknown>[] = [];
+  const logText: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line) continue;
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+        logText.push(line);
+      }
       done();
     },
   });
@@ -101,6 +108,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   return {
     app,
     logs,
+    logText,
     kube,
     policy,
     safety,

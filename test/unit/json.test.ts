@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseJson, stringifyJson } from '../../src/json.ts';
+import { jsonNumber, parseJson, stringifyJson } from '../../src/json.ts';
 import { evtTime, falcoJson } from './fixtures/falco.ts';
 
 t.test('keeps evt.time exact above 2^53 from parse to stringify', async (t) => {
@@ -59,4 +59,10 @@ t.test('writes nested bigints, and everything else as JSON.stringify does', asyn
   const plain = { s: 'x', n: 0.5, t: true, z: null, u: undefined, d: new Date(0), nan: Number.NaN };
   t.equal(stringifyJson(plain), JSON.stringify(plain));
   t.equal(stringifyJson(undefined), undefined);
+});
+
+t.test('jsonNumber: a bigint that plain JSON.stringify (as pino writes a log line) writes with every digit', async (t) => {
+  t.throws(() => JSON.stringify({ evtTime }), TypeError, 'a bare bigint makes JSON.stringify throw');
+  t.equal(JSON.stringify({ evtTime: jsonNumber(evtTime) }), '{"evtTime":1749720067118402960}');
+  t.equal(JSON.stringify([jsonNumber(-(2n ** 70n))]), '[-1180591620717411303424]');
 });
