@@ -103,6 +103,7 @@ function writeAll(releases, image, version) {
   for (const { out, release } of rendered) if (out === '-') process.stdout.write(release);
 }
 
+/** Runs one write of `out`; a failure is the user's to fix (a missing folder, a directory in the way). */
 function attempt(out, write) {
   try {
     write();
