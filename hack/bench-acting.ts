@@ -77,7 +77,7 @@ function get(port: number, path: string): Promise<number> {
 const port = await freePort();
 const child: ChildProcess = spawn(process.execPath, ['dist/main.js'], {
   env: {
-    PATH: process.env.PATH, HOME: dir, PORT: String(port), DROP_HOST: '127.0.0.1', LOG_LEVEL: 'warn', NODE_OPTIONS: nodeOptions,
+    PATH: process.env.PATH, HOME: dir, PORT: String(port), DROP_ADMIN_PORT: '0', DROP_HOST: '127.0.0.1', LOG_LEVEL: 'warn', NODE_OPTIONS: nodeOptions,
     KUBECONFIG: join(dir, 'config'), DROP_NAMESPACE: 'falco-drop', DROP_POLICY: join(dir, 'policy.yaml'), DROP_IDENTITY: 'bench-0',
   },
   stdio: ['ignore', 'ignore', 'inherit'],

@@ -35,7 +35,7 @@ const baselineDir = mkdtempSync(join(tmpdir(), 'drop-bench-'));
 const baseline = join(process.cwd(), `.bench-baseline-${process.pid}.mjs`);
 await build({ entryPoints: ['src/main.ts'], outfile: baseline, bundle: true, packages: 'external', platform: 'node', format: 'esm', target: 'node24', logLevel: 'warning' });
 
-const env = { PATH: process.env.PATH, HOME: baselineDir, PORT: '0', DROP_HOST: '127.0.0.1', LOG_LEVEL: 'warn', DROP_DRY_RUN: 'true' };
+const env = { PATH: process.env.PATH, HOME: baselineDir, PORT: '0', DROP_ADMIN_PORT: '0', DROP_HOST: '127.0.0.1', LOG_LEVEL: 'warn', DROP_DRY_RUN: 'true' };
 // Node flags for the service under test: those of the start command (package.json, the same as
 // the image's), with the old space resolved as in the shipped pod. The command takes a share of
 // the container's memory limit (256 Mi in config/); here, where nothing limits the process, that

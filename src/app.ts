@@ -2,10 +2,12 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { PolicySource } from './active-policy.ts';
 import type { SenderAuth } from './auth.ts';
 import { BodyBudget } from './body-budget.ts';
 import { clipStrings, clipText } from './clip.ts';
-import { DropError } from './errors.ts';
+import type { Decision, DecisionObserver, Guard } from './decisions.ts';
+import { DropError, isRetryableStatus } from './errors.ts';
 import { alertTimeMs, parseFalcoAlert, type FalcoAlert } from './falco.ts';
 import { parseDelivery, type EventContext, type Headers, type IncomingEvent } from './incoming.ts';
 import { stringifyJson } from './json.ts';
@@ -18,6 +20,11 @@ import { traceContextOf, traceFields, type TraceContext } from './trace.ts';
 export interface AppOptions {
   readonly logger: Logger;
   readonly responder: ResponderOptions;
+  /**
+   * The policy in force, which a reload replaces (src/active-policy.ts): taken once per alert,
+   * over the responder's policy, protected namespaces and safety state; /readyz shows its status.
+   */
+  readonly policy?: PolicySource;
   /** The `source` of reply events, e.g. /falco-drop/<namespace>/<service>. */
   readonly replySource: string;
   /** Remembered deliveries (source + id): how many, for how long, in how many bytes (default 16 MiB). */
@@ -30,6 +37,11 @@ export interface AppOptions {
   readonly senderAuth?: SenderAuth;
   /** Where the shutdown stands (src/shutdown.ts); app.close() alone also moves it to closing. */
   readonly lifecycle?: Lifecycle;
+  /**
+   * Told of every event answered, once, as its log line tells it (metrics, the live page): each
+   * event of a batch, refusals, events that are no Falco alert, redeliveries answered from memory.
+   */
+  readonly observe?: DecisionObserver;
 }
 
 declare module 'fastify' {
@@ -60,6 +72,27 @@ export const defaultBodyBudgetBytes = 4 * 1024 * 1024;
 interface AnswerLog {
   readonly msg: string;
   readonly fields: Readonly<Record<string, unknown>>;
+}
+
+/** The fields of an answer's log line that its Decision is built from (decisionLog's, errorAnswer's). */
+interface AnswerFields {
+  readonly code?: string;
+  readonly decision?: 'act' | 'skip';
+  readonly outcome?: string;
+  readonly guard?: Guard;
+  readonly target?: string;
+  readonly rules?: readonly string[];
+  readonly dryRun?: boolean;
+  readonly actions?: readonly { readonly action: string; readonly status: string; readonly reason: string }[];
+  readonly fromRecord?: readonly { readonly rule: string }[];
+}
+
+/** The fields of the event's log line that come from the delivery and the alert, not the answer. */
+interface LineFacts {
+  readonly mode?: string;
+  readonly traceId?: string;
+  readonly rule?: string;
+  readonly priority?: string;
 }
 
 /**
@@ -100,6 +133,7 @@ function decisionLog(response: Response, status: number): AnswerLog {
       rules: response.rules,
       decision: response.decision,
       outcome: response.decision === 'act' ? response.result : 'skipped',
+      ...(response.decision === 'skip' ? { guard: response.guard } : {}),
       dryRun: response.dryRun,
       actions: response.decision === 'act' ? clipStrings(response.outcomes) : [],
       // Rules answered from the record of the replica that acted on this same event.
@@ -110,7 +144,7 @@ function decisionLog(response: Response, status: number): AnswerLog {
 }
 
 /** The alert's own fields in its log line, clipped. */
-function alertFields(alert: FalcoAlert, ageMs: number | undefined): Record<string, unknown> {
+function alertFields(alert: FalcoAlert, ageMs: number | undefined): { rule: string; priority: string; source: string; alertAgeMs: number | undefined; evtTime: unknown } {
   const evtTime = alert.outputFields['evt.time'];
   return {
     rule: clipText(alert.rule),
@@ -169,6 +203,11 @@ function checkNesting(body: string): void {
   }
 }
 
+/** A duration in milliseconds, to the microsecond, as log lines give it. */
+function milliseconds(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
 function send(reply: FastifyReply, answer: Answer): FastifyReply {
   return reply.code(answer.status).headers(answer.headers).send(answer.body);
 }
@@ -225,6 +264,43 @@ export function buildApp(options: AppOptions) {
     if (lifecycle.phase !== 'serving') reply.header('connection', 'close');
   });
 
+  /**
+   * Tells the observer of one event answered, as its log line tells it. The observer runs in
+   * the request's path but must not hold it up or break it: what it throws is logged, not sent.
+   */
+  function observe(facts: LineFacts, log: AnswerLog, status: number, timing: { readonly replayed: boolean; readonly durationMs: number }): void {
+    const observer = options.observe;
+    if (!observer) return;
+    try {
+      const fields = log.fields as AnswerFields;
+      const decision = fields.code !== undefined ? 'reject' : (fields.decision ?? 'ignore');
+      const record: Decision = {
+        time: options.responder.clock.now().toISOString(),
+        mode: facts.mode ?? 'unknown',
+        status,
+        replayed: timing.replayed,
+        decision,
+        outcome: decision === 'reject' ? (isRetryableStatus(status) ? 'retry' : 'refused') : (fields.outcome ?? 'skipped'),
+        guard: fields.guard,
+        code: fields.code,
+        // The log line has the alert's rule and priority together (alertFields), or neither.
+        falco: facts.rule !== undefined ? { rule: facts.rule, priority: facts.priority as string } : undefined,
+        target: fields.target,
+        namespace: fields.target?.slice(0, fields.target.indexOf('/')),
+        rules: fields.rules ?? [],
+        fromRecord: fields.fromRecord?.map((r) => r.rule),
+        actions: (fields.actions ?? []).map((a) => ({ action: a.action, status: a.status, reason: a.reason })),
+        reason: log.msg,
+        traceId: facts.traceId,
+        dryRun: fields.dryRun ?? options.responder.dryRun,
+        durationMs: timing.durationMs,
+      };
+      observer(record);
+    } catch (error) {
+      app.log.error({ err: error }, 'the decision observer failed (the answer is sent all the same)');
+    }
+  }
+
   function toDropError(error: unknown): DropError {
     if (error instanceof DropError) return error;
     const fastify = error as FastifyError;
@@ -237,7 +313,7 @@ export function buildApp(options: AppOptions) {
    * The one log line of a refused event, at warn: a retry, a dead-letter (any final 4xx) and a
    * refused sender all need a look. A bug is logged at error with its stack.
    */
-  function logRejection(fields: Record<string, unknown>, error: unknown): Answer {
+  function logRejection(fields: Record<string, unknown> & LineFacts, error: unknown, durationMs: number): Answer {
     const drop = toDropError(error);
     const answer = errorAnswer(drop);
     if (typeof error === 'object' && error !== null) answered.set(error, answer);
@@ -246,12 +322,13 @@ export function buildApp(options: AppOptions) {
     } else {
       app.log.warn({ ...fields, ...answer.log.fields }, answer.log.msg);
     }
+    observe(fields, answer.log, answer.status, { replayed: false, durationMs });
     return answer;
   }
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const fields = { ce: headerFields(request.headers), sender: request.sender, ...traceFields(traceContextOf(request.headers, undefined)) };
-    const answer = answered.get(error) ?? logRejection(fields, error);
+    const answer = answered.get(error) ?? logRejection(fields, error, milliseconds(reply.elapsedTime));
     return send(reply, answer);
   });
 
@@ -262,7 +339,9 @@ export function buildApp(options: AppOptions) {
     try {
       // A plain payload has no CloudEvent: its claims name it by the hash of its body.
       const ref = context ? { source: context.source, id: context.id } : { source: '', id: event.key };
-      response = await respond(options.responder, alert, { time: context?.time, event: ref });
+      // The policy in force when the alert arrives: a reload while it is acted on does not change it.
+      const responder = options.policy ? { ...options.responder, ...options.policy.current() } : options.responder;
+      response = await respond(responder, alert, { time: context?.time, event: ref });
     } catch (error) {
       // A refusal that retrying cannot fix is every copy's answer: remembered. Retryable failures are thrown.
       if (error instanceof DropError && !error.retryable) return errorAnswer(error);
@@ -295,7 +374,9 @@ export function buildApp(options: AppOptions) {
         if (!context) {
           throw new DropError('DROP_NOT_AN_EVENT', 'the body is neither a CloudEvent nor a Falco alert (a Falco alert has rule, priority and output_fields)');
         }
-        app.log.info({ ...base, decision: 'ignore' }, `ignored: a ${clipText(context.type)} event is not a Falco alert`);
+        const msg = `ignored: a ${clipText(context.type)} event is not a Falco alert`;
+        app.log.info({ ...base, decision: 'ignore' }, msg);
+        observe(base, { msg, fields: {} }, 202, { replayed: false, durationMs: milliseconds(performance.now() - started) });
         return { status: 202, headers: {}, body: undefined, log: { msg: 'ignored', fields: {} } };
       }
       const alert = parsed;
@@ -312,12 +393,15 @@ export function buildApp(options: AppOptions) {
           'could not record the outcome on its claim: the cooldown holds, but a copy of this event at another replica may act again once the claim\'s working time is over',
         );
       }
-      const line = { ...fields, ...result.log.fields, replayed, durationMs: Math.round((performance.now() - started) * 1000) / 1000 };
+      const durationMs = milliseconds(performance.now() - started);
+      const line = { ...fields, ...result.log.fields, replayed, durationMs };
       // Any answer the Broker will dead-letter (a final 4xx) is a warning.
       app.log[result.status >= 400 ? 'warn' : 'info'](line, result.log.msg);
+      observe(fields, result.log, result.status, { replayed, durationMs });
       return result;
     } catch (error) {
-      logRejection(typeof parsed === 'object' ? { ...base, ...alertFields(parsed, undefined) } : base, error);
+      const fields = typeof parsed === 'object' ? { ...base, ...alertFields(parsed, undefined) } : base;
+      logRejection(fields, error, milliseconds(performance.now() - started));
       throw error;
     }
   }
@@ -371,6 +455,7 @@ export function buildApp(options: AppOptions) {
       dryRun: options.responder.dryRun,
       dryRunReason: options.dryRunReason ?? null,
       senderAuthentication: senderAuth ? { audience: senderAuth.audience, allowedSenders: senderAuth.allowedSenders } : null,
+      ...(options.policy ? { policy: options.policy.status() } : {}),
     };
   });
 

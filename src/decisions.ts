@@ -1,3 +1,6 @@
+/** The guard rail that stopped a response (a skip), as the log line's `guard` field names it. */
+export type Guard = 'no-rule' | 'no-target' | 'protected' | 'too-old' | 'gone' | 'not-same-pod' | 'opted-out' | 'cooldown';
+
 /**
  * What drop decided about one delivered event, as the operator's views (metrics, the live page)
  * see it: one record per event answered, built once from what the event's log line says.
@@ -18,7 +21,7 @@ export interface Decision {
   /** done, dry-run, failed, skipped (act), skipped (skip, ignore), retry or refused (reject). */
   readonly outcome: string;
   /** For a skip: the guard that stopped it (no-rule, no-target, protected, too-old, gone, not-same-pod, opted-out, cooldown). */
-  readonly guard?: string;
+  readonly guard?: Guard;
   /** For a rejection: its DROP_* code. */
   readonly code?: string;
   /** The Falco rule and priority, when the event was a Falco alert. */
@@ -28,6 +31,11 @@ export interface Decision {
   readonly namespace?: string;
   /** The response rules that matched (names from the policy). */
   readonly rules: readonly string[];
+  /**
+   * Response rules answered from the record of the replica that acted on this same event (it
+   * counts their actions, not this replica); absent when none was.
+   */
+  readonly fromRecord?: readonly string[];
   /** Each action's outcome, in order. */
   readonly actions: readonly { readonly action: string; readonly status: string; readonly reason: string }[];
   /** The reason in words: the log line's message. */

@@ -65,6 +65,91 @@ export function findKubeConfig(source: KubeConfigSource): FoundKubeConfig {
 export interface KubeClientOptions {
   /** Every API call is aborted after this long, and answered as "unavailable" (retry). */
   readonly timeoutMs: number;
+  /** Told of every call once it ends (the metrics); it must not throw. */
+  readonly observe?: ApiCallObserver;
+}
+
+/** One call to the API as the metrics count it: the kind of call, never the names in it. */
+export interface ApiCall {
+  /** As the API server's own metrics say it: get, list, create, update, patch, delete, deletecollection. */
+  readonly verb: string;
+  /** The resource, with its subresource: pods, pods/eviction, namespaces, leases, events … */
+  readonly resource: string;
+  /** 2xx, 3xx, 4xx, 5xx, or error: no answer read to its end (unreachable, timed out, cut). */
+  readonly statusClass: string;
+  readonly status: number | undefined;
+  /** From the call's start to its answer read to its end (or its failure). */
+  readonly seconds: number;
+}
+
+export type ApiCallObserver = (call: ApiCall) => void;
+
+const verbs: Readonly<Record<string, readonly [string, string]>> = {
+  // [the verb on one object, the verb on a collection]
+  GET: ['get', 'list'],
+  POST: ['create', 'create'],
+  PUT: ['update', 'update'],
+  PATCH: ['patch', 'patch'],
+  DELETE: ['delete', 'deletecollection'],
+};
+
+/**
+ * The verb and resource of an API path, e.g. DELETE /api/v1/namespaces/default/pods/web-1 is
+ * delete pods; POST .../pods/web-1/eviction is create pods/eviction; GET /api/v1/namespaces/x
+ * is get namespaces. Names and namespaces are dropped; a path of another shape is `other`.
+ */
+export function apiCallKind(method: string, path: string): { verb: string; resource: string } {
+  const parts = path.split('?')[0]!.split('/').filter((p) => p !== '');
+  // /api/v1/... (core) or /apis/<group>/<version>/...
+  let rest = parts[0] === 'api' ? parts.slice(2) : parts[0] === 'apis' ? parts.slice(3) : [];
+  if (rest[0] === 'namespaces' && rest.length >= 3) rest = rest.slice(2);
+  const [resource, name, subresource] = rest;
+  const pair = verbs[method.toUpperCase()];
+  const verb = pair ? pair[name === undefined ? 1 : 0] : 'other';
+  if (resource === undefined || !/^[a-z]+$/.test(resource) || (subresource !== undefined && !/^[a-z]+$/.test(subresource))) return { verb, resource: 'other' };
+  return { verb, resource: subresource === undefined ? resource : `${resource}/${subresource}` };
+}
+
+/**
+ * An undici interceptor that tells `observe` of each call once it ends: its answer read to the
+ * end, or its failure. It wraps the call's handler, forwarding every callback unchanged.
+ */
+export function observeCalls(observe: ApiCallObserver): Dispatcher.DispatcherComposeInterceptor {
+  return (dispatch) => (options, handler) => {
+    const started = performance.now();
+    const kind = apiCallKind(options.method, options.path);
+    let status: number | undefined;
+    // undici ends each call with exactly one of onResponseEnd and onResponseError.
+    const tell = (statusClass: string): void => {
+      try {
+        observe({ ...kind, statusClass, status, seconds: (performance.now() - started) / 1000 });
+      } catch {
+        // Counting a call never fails it.
+      }
+    };
+    const observed = new Proxy(handler, {
+      get(target, property) {
+        const value = Reflect.get(target, property) as unknown;
+        if (typeof value !== 'function') return value;
+        const method = value as (...args: unknown[]) => unknown;
+        if (property === 'onResponseStart') {
+          return (...args: unknown[]) => {
+            // Interim 1xx answers come before the final one.
+            if ((args[1] as number) >= 200) status = args[1] as number;
+            return method.apply(target, args);
+          };
+        }
+        if (property === 'onResponseEnd' || property === 'onResponseError') {
+          return (...args: unknown[]) => {
+            tell(property === 'onResponseEnd' && status !== undefined ? `${Math.floor(status / 100)}xx` : 'error');
+            return method.apply(target, args);
+          };
+        }
+        return method.bind(target);
+      },
+    });
+    return dispatch(options, observed);
+  };
 }
 
 /** The Kubernetes API as the actions use it: the client's typed APIs, sharing one connection pool. */
@@ -96,10 +181,12 @@ export interface KubeClient {
  */
 export function createKubeClient(kubeConfig: KubeConfig, options: KubeClientOptions): KubeClient {
   let shared: Dispatcher | undefined;
+  let used: Dispatcher | undefined;
   const middleware = {
     pre: async (context: RequestContext): Promise<RequestContext> => {
       shared ??= context.getDispatcher() ?? new Agent({ connect: { keepAlive: true, keepAliveInitialDelay: 30_000 } });
-      context.setDispatcher(shared);
+      used ??= options.observe ? shared.compose(observeCalls(options.observe)) : shared;
+      context.setDispatcher(used);
       context.setSignal(AbortSignal.timeout(options.timeoutMs));
       return context;
     },

@@ -1,5 +1,6 @@
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type { ActionOutcome } from './actions/action.ts';
+import type { Guard } from './decisions.ts';
 import { recordEvent } from './actions/events.ts';
 import { actionModules } from './actions/index.ts';
 import { DropError } from './errors.ts';
@@ -10,6 +11,7 @@ import { selectTarget, type PodTarget } from './target.ts';
 import { optOutKey, optedOut, type Clock } from './guards.ts';
 import type { RecordedOutcome, RuleClaim, SafetyState } from './safety.ts';
 import type { ClaimedPod, EventRef } from './state/claims.ts';
+import type { EvidenceStore } from './state/evidence.ts';
 
 export interface ResponderOptions {
   readonly policy: Policy;
@@ -26,6 +28,8 @@ export interface ResponderOptions {
    * cluster's API when acting (shared by every replica), in memory under the global dry-run.
    */
   readonly safety: SafetyState;
+  /** Where `capture` keeps what it collected (Secrets in drop's namespace); none: only the reply carries it. */
+  readonly evidence?: EvidenceStore;
 }
 
 interface ResponseCommon {
@@ -38,6 +42,8 @@ interface ResponseCommon {
 /** Nothing to do (no rule, no pod, protected, not the same pod …), with the reason. */
 export interface SkipResponse extends ResponseCommon {
   readonly decision: 'skip';
+  /** The guard rail that stopped it. */
+  readonly guard: Guard;
   readonly target: PodTarget | undefined;
 }
 
@@ -64,8 +70,8 @@ export interface ActResponse extends ResponseCommon {
 /** What the service decided about one alert and what came of it. */
 export type Response = SkipResponse | ActResponse;
 
-function skip(reason: string, target: PodTarget | undefined, rules: readonly ResponseRule[], dryRun: boolean): SkipResponse {
-  return { decision: 'skip', reason, target, rules: rules.map((r) => r.name), dryRun };
+function skip(guard: Guard, reason: string, target: PodTarget | undefined, rules: readonly ResponseRule[], dryRun: boolean): SkipResponse {
+  return { decision: 'skip', guard, reason, target, rules: rules.map((r) => r.name), dryRun };
 }
 
 /** The runtime ids of a pod's containers, without the `containerd://` prefix. */
@@ -134,15 +140,15 @@ function createdAfter(target: PodTarget, pod: V1Pod, alertMs: number): string | 
 }
 
 /** Checks on the live pod: still there, the same pod, not opted out. A reason to skip, or the pod. */
-async function checkPod(options: ResponderOptions, kube: KubeClient, target: PodTarget, alertMs: number): Promise<V1Pod | string> {
+async function checkPod(options: ResponderOptions, kube: KubeClient, target: PodTarget, alertMs: number): Promise<V1Pod | { guard: Guard; reason: string }> {
   const pod = await readPod(kube, target, options.retryAfterSeconds);
-  if (!pod) return `pod ${target.namespace}/${target.name} is already gone`;
+  if (!pod) return { guard: 'gone', reason: `pod ${target.namespace}/${target.name} is already gone` };
   const mismatch = identityMismatch(target, pod) ?? createdAfter(target, pod, alertMs);
-  if (mismatch) return mismatch;
-  if (optedOut(pod.metadata?.labels, pod.metadata?.annotations)) return `pod ${target.namespace}/${target.name} opted out (${optOutKey}: "true")`;
+  if (mismatch) return { guard: 'not-same-pod', reason: mismatch };
+  if (optedOut(pod.metadata?.labels, pod.metadata?.annotations)) return { guard: 'opted-out', reason: `pod ${target.namespace}/${target.name} opted out (${optOutKey}: "true")` };
   const namespace = await readNamespace(kube, target.namespace, options.retryAfterSeconds);
-  if (!namespace) return `namespace ${target.namespace} is gone`;
-  if (optedOut(namespace.metadata?.labels, namespace.metadata?.annotations)) return `namespace ${target.namespace} opted out (${optOutKey}: "true")`;
+  if (!namespace) return { guard: 'gone', reason: `namespace ${target.namespace} is gone` };
+  if (optedOut(namespace.metadata?.labels, namespace.metadata?.annotations)) return { guard: 'opted-out', reason: `namespace ${target.namespace} opted out (${optOutKey}: "true")` };
   return pod;
 }
 
@@ -165,20 +171,20 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, deli
   const selection = selectTarget(alert);
   const rules = selectRules(options.policy, alert, selection.target?.namespace);
   const dryRun = options.dryRun || (rules.length > 0 && rules.every((r) => r.dryRun));
-  if (rules.length === 0) return skip(`no response rule matches rule "${alert.rule}" at priority ${alert.priority}`, selection.target, rules, dryRun);
-  if (!selection.target) return skip(selection.reason, undefined, rules, dryRun);
+  if (rules.length === 0) return skip('no-rule', `no response rule matches rule "${alert.rule}" at priority ${alert.priority}`, selection.target, rules, dryRun);
+  if (!selection.target) return skip('no-target', selection.reason, undefined, rules, dryRun);
   const target = selection.target;
-  if (options.protectedNamespaces.has(target.namespace)) return skip(`namespace ${target.namespace} is protected`, target, rules, dryRun);
+  if (options.protectedNamespaces.has(target.namespace)) return skip('protected', `namespace ${target.namespace} is protected`, target, rules, dryRun);
   const { maxAlertAgeSeconds } = options.policy.guards;
   const age = (options.clock.now().getTime() - time) / 1000;
   if (age > maxAlertAgeSeconds) {
-    return skip(`the alert is ${Math.round(age)} s old, older than ${maxAlertAgeSeconds} s: too late to act on`, target, rules, dryRun);
+    return skip('too-old', `the alert is ${Math.round(age)} s old, older than ${maxAlertAgeSeconds} s: too late to act on`, target, rules, dryRun);
   }
 
   let pod: V1Pod | undefined;
   if (options.kube) {
     const checked = await checkPod(options, options.kube, target, time);
-    if (typeof checked === 'string') return skip(checked, target, rules, dryRun);
+    if ('guard' in checked) return skip(checked.guard, checked.reason, target, rules, dryRun);
     pod = checked;
   }
 
@@ -191,7 +197,7 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, deli
   if (won.length === 0 && done.length === 0) {
     // Every claim is cooling here: a busy one was answered 503 in claimRules.
     const waits = claims.map((c) => `${c.rule.name} ${(c as Extract<RuleClaim, { state: 'cooling' }>).remainingSeconds} s`).join(', ');
-    return skip(`cooldown: already responded to pod ${target.namespace}/${target.name} (${waits} left)`, target, rules, dryRun);
+    return skip('cooldown', `cooldown: already responded to pod ${target.namespace}/${target.name} (${waits} left)`, target, rules, dryRun);
   }
   const destructive = won
     .filter((c) => !(options.dryRun || c.rule.dryRun))
@@ -224,7 +230,7 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, deli
   try {
     for (; current < won.length; current++) {
       const from = outcomes.length;
-      await runRule(options, won[current]!.rule, { target, pod, alert }, outcomes, eventErrors);
+      await runRule(options, won[current]!.rule, { target, pod, alert, event }, outcomes, eventErrors);
       await finish(won[current]!, from);
     }
   } catch (error) {
@@ -295,12 +301,14 @@ async function release(won: readonly Extract<RuleClaim, { state: 'won' }>[]): Pr
 async function runRule(
   options: ResponderOptions,
   rule: ResponseRule,
-  about: { target: PodTarget; pod: V1Pod | undefined; alert: FalcoAlert },
+  about: { target: PodTarget; pod: V1Pod | undefined; alert: FalcoAlert; event: EventRef },
   outcomes: ActionOutcome[],
   eventErrors: string[],
 ): Promise<void> {
-  const { target, pod, alert } = about;
+  const { target, pod, alert, event } = about;
   const context = {
+    event,
+    evidence: options.evidence,
     kube: options.kube,
     target,
     pod,

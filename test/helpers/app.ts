@@ -1,11 +1,14 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { buildApp, type AppOptions } from '../../src/app.ts';
+import type { DecisionObserver } from '../../src/decisions.ts';
+import type { ApiCallObserver } from '../../src/kube.ts';
 import { SenderAuth } from '../../src/auth.ts';
 import { createKubeClient, tokenReviewer, type KubeClient } from '../../src/kube.ts';
 import { parsePolicy, loadPolicy, type Policy } from '../../src/policy.ts';
 import { buildProtectedNamespaces } from '../../src/protection.ts';
 import { createSafety, type ClusterSafety, type MemorySafety } from '../../src/safety.ts';
+import { EvidenceStore } from '../../src/state/evidence.ts';
 import type { Test } from 'tap';
 import { FakeKube, type FakePod } from './fake-kube.ts';
 
@@ -22,6 +25,10 @@ export interface TestAppOptions {
   readonly senderAuth?: { readonly audience: string; readonly allowedSenders?: readonly string[] };
   /** This replica's name as the holder of its claims (default `drop-test`). */
   readonly identity?: string;
+  /** Told of every event answered (AppOptions.observe). */
+  readonly observe?: DecisionObserver;
+  /** Told of every call to the fake API (KubeClientOptions.observe). */
+  readonly observeApi?: ApiCallObserver;
 }
 
 export interface TestApp {
@@ -46,7 +53,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   });
   const logger = pino({ level: 'info' }, stream);
   const policy = options.policyYaml ? parsePolicy(options.policyYaml, 'test-policy.yaml') : await loadPolicy(undefined);
-  const kube = options.fake ? createKubeClient(options.fake.kubeConfig(), { timeoutMs: options.timeoutMs ?? 2000 }) : undefined;
+  const kube = options.fake ? createKubeClient(options.fake.kubeConfig(), { timeoutMs: options.timeoutMs ?? 2000, observe: options.observeApi }) : undefined;
   const dryRun = options.dryRun ?? !kube;
   const now = options.now;
   const clock = { now: () => (typeof now === 'function' ? now() : (now ?? new Date('2025-06-12T09:21:08Z'))) };
@@ -64,6 +71,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const appOptions: AppOptions = {
     logger,
     replySource: '/falco-drop/falco-drop/drop',
+    observe: options.observe,
     redelivery: { max: 1000, ttlMs: 60_000 },
     dryRunReason: dryRun ? (kube ? 'DROP_DRY_RUN=true' : 'no cluster') : undefined,
     senderAuth:
@@ -85,6 +93,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
       retryAfterSeconds: 5,
       clock,
       safety,
+      evidence: kube && !dryRun ? new EvidenceStore({ core: kube.core, namespace: ownNamespace, clock, retryAfterSeconds: 5 }) : undefined,
     },
   };
   const app = buildApp(appOptions);

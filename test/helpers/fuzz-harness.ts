@@ -106,7 +106,7 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
   writeFileSync(join(dir, 'policy.yaml'), policyYaml);
   const child = spawn(process.execPath, ['dist/main.js'], {
     cwd: root,
-    env: { PATH: process.env.PATH, HOME: dir, PORT: '0', DROP_HOST: '127.0.0.1', KUBECONFIG: join(dir, 'config'), DROP_POLICY: join(dir, 'policy.yaml'), DROP_NAMESPACE: 'falco-drop' },
+    env: { PATH: process.env.PATH, HOME: dir, PORT: '0', DROP_ADMIN_PORT: '0', DROP_HOST: '127.0.0.1', KUBECONFIG: join(dir, 'config'), DROP_POLICY: join(dir, 'policy.yaml'), DROP_NAMESPACE: 'falco-drop' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -29,7 +29,7 @@ export async function startService(t: Test, env: Record<string, string>, how: 'n
   const [command, args] = how === 'npm start' ? ['npm', ['start', '--silent']] : [process.execPath, ['dist/main.js']];
   const child = spawn(command, args as string[], {
     cwd: root,
-    env: { PATH: process.env.PATH, HOME: home, PORT: '0', DROP_HOST: '127.0.0.1', ...env },
+    env: { PATH: process.env.PATH, HOME: home, PORT: '0', DROP_ADMIN_PORT: '0', DROP_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // npm does not pass SIGTERM on to the service; a terminal's Ctrl-C signals the whole group.
     detached: how === 'npm start',

@@ -273,8 +273,8 @@ function seconds(duration: string): number {
   return Number(match[1]);
 }
 
-t.test('the README\'s Retry-After opt-in patches every Trigger to drop and keeps the retries inside the alert-age limit', async (t) => {
-  const readme = readFileSync('README.md', 'utf8');
+t.test('the operations page\'s Retry-After opt-in patches every Trigger to drop and keeps the retries inside the alert-age limit', async (t) => {
+  const readme = readFileSync('docs/operations.md', 'utf8');
   t.match(readme, `kubectl -n knative-eventing patch configmap config-features --type merge -p '{"data":{"delivery-retryafter":"enabled"}}'`);
   const [, names = '', patch = '{}'] = /\nfor trigger in ([\w -]+); do\n {2}kubectl -n falco-drop patch trigger "\$trigger" --type merge -p '([^']+)'\ndone\n/.exec(readme) ?? [];
   t.same(names.trim().split(/\s+/).sort(), dropTriggers.filter((m) => config.includes(m)).map((m) => m.doc.metadata.name).sort(), 'every Trigger to drop: each replaces the Broker\'s delivery');
