@@ -72,8 +72,13 @@ t.test('two replicas, on two nodes when it can, replaced one at a time with both
 });
 
 t.test('the kubelet probes /readyz and /healthz on drop\'s port', async (t) => {
-  const [port] = container.ports;
+  const [port, admin] = container.ports;
   t.match(port, { name: 'http', containerPort: Number(envOf(container).PORT ?? 8080) }, 'drop listens on PORT, 8080 by default');
+  t.match(admin, { name: 'admin', containerPort: Number(envOf(container).DROP_ADMIN_PORT) }, 'and serves /metrics on DROP_ADMIN_PORT');
+  const knativeAnnotations = find(release, 'Service', 'drop').spec.template.metadata.annotations;
+  const scrape = Object.fromEntries(Object.entries(knativeAnnotations).filter(([k]) => k.startsWith('prometheus.io/')));
+  t.same(pod.metadata.annotations, scrape, 'scraped as the Knative Service is');
+  t.equal(scrape['prometheus.io/port'], String(admin.containerPort));
   t.equal(container.readinessProbe.httpGet.path, '/readyz', '503 from the first moment of a shutdown');
   t.equal(container.livenessProbe.httpGet.path, '/healthz');
   t.equal(container.readinessProbe.httpGet.port, port.name);
