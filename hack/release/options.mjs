@@ -22,11 +22,17 @@ export const usage = `usage: node hack/release.mjs [mode] [options]
 
 modes (default: build for linux/amd64 and linux/arm64, push to $KO_DOCKER_REPO, use the pushed digest)
   --local          build for this machine with --load, kind load it, reference kind.local/falco-drop:<tag>
-  --yaml-only      no Docker: regenerate release.yaml with ${defaultImageRepo}:<version>
+  --yaml-only      no Docker: regenerate release.yaml and release-standalone.yaml with ${defaultImageRepo}:<version>
   --dry-run        print the docker (and kind) commands instead of running them; write nothing
 
+releases
+  release.yaml (Knative) and, next to it, release-standalone.yaml (no Knative: config/standalone/ and the
+  files of config/ that hold no Knative object); --out names the first, the second is <name>-standalone.yaml
+  --standalone     only the release without Knative, written to --out (default release-standalone.yaml)
+
 options
-  --out <file|->   where to write the release (env RELEASE_OUT; default release.yaml, or - (stdout) with --local)
+  --out <file|->   where to write the release (env RELEASE_OUT; default release.yaml, or - (stdout) with --local,
+                   which writes one release only: the Knative one, or the other with --standalone)
   --config-dir <d> manifests to release: its top-level *.yaml in file-name order (env RELEASE_CONFIG_DIR; default config/)
   --version <v>    version label and image tag (env RELEASE_VERSION; default package.json's version)
   --tag <t>        image tag for --local (default local-<UTC timestamp>)
@@ -52,6 +58,7 @@ const switches = new Map([
   ['--local', 'local'],
   ['--yaml-only', 'yamlOnly'],
   ['--dry-run', 'dryRun'],
+  ['--standalone', 'standalone'],
   ['--help', 'help'],
   ['-h', 'help'],
 ]);
@@ -84,7 +91,8 @@ export function parseOptions(argv, env, now = new Date()) {
     help: flags.help === true,
     mode,
     dryRun: flags.dryRun === true,
-    out: flags.out ?? env.RELEASE_OUT ?? (mode === 'local' ? '-' : join(repoRoot, 'release.yaml')),
+    standalone: flags.standalone === true,
+    out: flags.out ?? env.RELEASE_OUT ?? (mode === 'local' ? '-' : join(repoRoot, flags.standalone ? 'release-standalone.yaml' : 'release.yaml')),
     configDir: resolve(flags.configDir ?? env.RELEASE_CONFIG_DIR ?? join(repoRoot, 'config')),
     context: resolve(flags.context ?? repoRoot),
     version,
@@ -92,6 +100,11 @@ export function parseOptions(argv, env, now = new Date()) {
     repo,
     kindCluster: env.KIND_CLUSTER_NAME || 'kind',
   };
+}
+
+/** Where the release without Knative goes next to the Knative one: release.yaml -> release-standalone.yaml. */
+export function standaloneOut(out) {
+  return out.replace(/(\.ya?ml)?$/, '-standalone$1');
 }
 
 function packageVersion() {

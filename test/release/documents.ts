@@ -1,4 +1,5 @@
-// Reads the manifests the release tests check: config/*.yaml, config/demo/*.yaml, release.yaml.
+// Reads the manifests the release tests check: config/*.yaml, config/demo/*.yaml,
+// config/standalone/*.yaml, release.yaml and release-standalone.yaml.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -40,6 +41,10 @@ export const demoFiles = yamlFiles('config/demo');
 export const config = readManifests(configFiles);
 export const demo = readManifests(demoFiles);
 export const release = readManifests(['release.yaml']);
+/** The release without Knative: config/standalone/'s own files, and the release made of them and config/'s plain ones. */
+export const standaloneFiles = yamlFiles('config/standalone');
+export const standalone = readManifests(standaloneFiles);
+export const releaseStandalone = readManifests(['release-standalone.yaml']);
 
 /** The one manifest of this kind and name; throws when there is not exactly one. */
 export function find(manifests: readonly Manifest[], kind: string, name: string): Json {

@@ -1,24 +1,31 @@
 import { readFileSync } from 'node:fs';
 import * as apps from 'kubernetes-models/apps/v1';
+import * as networking from 'kubernetes-models/networking.k8s.io/v1';
+import * as policyApi from 'kubernetes-models/policy/v1';
 import * as rbac from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as core from 'kubernetes-models/v1';
 import t, { type Test } from 'tap';
 import { parsePolicy } from '../../src/policy.ts';
 import { matchesName } from '../../src/match.ts';
 import { parseSettings } from '../../src/settings.ts';
-import { config, demo, find, readManifests, release, type Json, type Manifest } from './documents.ts';
+import { config, demo, find, readManifests, release, releaseStandalone, standalone, type Json, type Manifest } from './documents.ts';
 
 const namespace = 'falco-drop';
 const falcoType = 'falco.rule.output.v1';
 const replyType = 'dev.falcodrop.response.v1';
 const everything: readonly Manifest[] = [...config, ...demo];
+/** Every manifest of both releases, as in config/ and as released. */
+const all: readonly Manifest[] = [...everything, ...standalone, ...release, ...releaseStandalone];
 
 /** Core, apps and RBAC objects are validated against the Kubernetes schemas. */
 const kubernetesModels: Record<string, new (doc: Json) => { validate(): void }> = {
   'v1/Namespace': core.Namespace,
   'v1/ServiceAccount': core.ServiceAccount,
   'v1/ConfigMap': core.ConfigMap,
+  'v1/Service': core.Service,
   'apps/v1/Deployment': apps.Deployment,
+  'policy/v1/PodDisruptionBudget': policyApi.PodDisruptionBudget,
+  'networking.k8s.io/v1/NetworkPolicy': networking.NetworkPolicy,
   'rbac.authorization.k8s.io/v1/ClusterRole': rbac.ClusterRole,
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': rbac.ClusterRoleBinding,
   'rbac.authorization.k8s.io/v1/Role': rbac.Role,
@@ -40,9 +47,10 @@ const unknownKeys = (value: Json, allowed: readonly string[]): string[] => Objec
 const isoDuration = /^P(?!$)(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$/;
 const attributeName = /^[a-z][a-z0-9]*$/;
 
-t.test('every document of config/, config/demo/ and release.yaml parses and says what it is', async (t) => {
+t.test('every document of config/, config/demo/, config/standalone/ and both releases parses and says what it is', async (t) => {
   t.ok(config.length >= 11 && demo.length >= 4 && release.length === config.length);
-  for (const { where, doc } of [...everything, ...release]) {
+  t.ok(standalone.length >= 4 && releaseStandalone.length > standalone.length);
+  for (const { where, doc } of all) {
     t.match(doc, { apiVersion: String, kind: String, metadata: { name: String } }, where);
     t.ok(kubernetesModels[`${doc.apiVersion}/${doc.kind}`] ?? knativeKinds.has(`${doc.apiVersion}/${doc.kind}`), `${where}: ${doc.apiVersion} ${doc.kind} is a kind these tests check`);
     t.equal(clusterScoped.has(doc.kind), doc.metadata.namespace === undefined, `${where}: namespaced objects name their namespace`);
@@ -52,14 +60,14 @@ t.test('every document of config/, config/demo/ and release.yaml parses and says
 });
 
 t.test('Kubernetes objects validate against the Kubernetes schemas', async (t) => {
-  for (const { where, doc } of [...everything, ...release]) {
+  for (const { where, doc } of all) {
     const Model = kubernetesModels[`${doc.apiVersion}/${doc.kind}`];
     if (Model) t.doesNotThrow(() => new Model(doc).validate(), where);
   }
 });
 
 t.test('config/ objects live in the falco-drop namespace and carry the version label to stamp', async (t) => {
-  for (const { where, doc } of config) {
+  for (const { where, doc } of [...config, ...standalone]) {
     if (!clusterScoped.has(doc.kind)) t.equal(doc.metadata.namespace, namespace, where);
     t.equal(doc.metadata.labels?.['app.kubernetes.io/version'], 'devel', where);
   }

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { requiredPermissions } from '../../src/actions/index.ts';
 import { statePermissions } from '../../src/state/permissions.ts';
-import { config, find, release, type Json } from './documents.ts';
+import { config, find, release, releaseStandalone, type Json, type Manifest } from './documents.ts';
 
 /**
  * A role's grants as "group/resource" -> sorted verbs, one entry per pair, whatever way the
@@ -85,11 +85,19 @@ t.test('the state binding gives the state Role to drop\'s ServiceAccount, in dro
   t.same(bindings, [], 'never bound cluster-wide');
 });
 
-t.test('release.yaml creates the namespace and the ServiceAccount before the state Role and its binding', async (t) => {
-  // kubectl apply -f release.yaml goes in document order: a namespaced object before its Namespace fails.
-  const at = (kind: string, name: string) => release.findIndex((m) => m.doc.kind === kind && m.doc.metadata.name === name);
-  const [namespace, account, role, binding] = [at('Namespace', 'falco-drop'), at('ServiceAccount', 'drop'), at('Role', 'falco-drop-state'), at('RoleBinding', 'falco-drop-state')];
-  t.ok(namespace >= 0 && account >= 0 && role >= 0 && binding >= 0, 'all four are released');
-  t.ok(namespace < account && account < role && role < binding, `order: Namespace ${namespace}, ServiceAccount ${account}, Role ${role}, RoleBinding ${binding}`);
-  t.same(find(release, 'Role', 'falco-drop-state').rules, find(config, 'Role', 'falco-drop-state').rules, 'released as in config/');
-});
+for (const [file, manifests] of [
+  ['release.yaml', release],
+  ['release-standalone.yaml', releaseStandalone],
+] as [string, Manifest[]][]) {
+  t.test(`${file} creates the namespace and the ServiceAccount before the state Role and its binding`, async (t) => {
+    // kubectl apply -f release.yaml goes in document order: a namespaced object before its Namespace fails.
+    const at = (kind: string, name: string) => manifests.findIndex((m) => m.doc.kind === kind && m.doc.metadata.name === name);
+    const [namespace, account, role, binding] = [at('Namespace', 'falco-drop'), at('ServiceAccount', 'drop'), at('Role', 'falco-drop-state'), at('RoleBinding', 'falco-drop-state')];
+    t.ok(namespace >= 0 && account >= 0 && role >= 0 && binding >= 0, 'all four are released');
+    t.ok(namespace < account && account < role && role < binding, `order: Namespace ${namespace}, ServiceAccount ${account}, Role ${role}, RoleBinding ${binding}`);
+    t.same(find(manifests, 'Role', 'falco-drop-state').rules, find(config, 'Role', 'falco-drop-state').rules, 'released as in config/');
+    t.same(find(manifests, 'ClusterRole', 'falco-drop').rules, find(config, 'ClusterRole', 'falco-drop').rules, 'the actions\' ClusterRole too');
+    const workload = find(manifests, file === 'release.yaml' ? 'Service' : 'Deployment', 'drop');
+    t.equal(workload.spec.template.spec.serviceAccountName, 'drop', 'drop runs as the account the roles are bound to');
+  });
+}

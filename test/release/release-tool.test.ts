@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseAllDocuments } from 'yaml';
@@ -55,6 +55,11 @@ t.test('builds both architectures, pushes, and pins the pushed digest in every p
   t.ok(images(release).includes('docker.io/falcosecurity/falcosidekick:2.34.1'), 'other images are left as they are');
   t.match(run.stderr, `release: ${out.replace(root + '/', '')} uses registry.example/team/falco-drop@${digest}`);
   t.equal(run.stdout, '', 'stdout stays clean: docker output goes to stderr');
+  const standalone = readFileSync(join(out, '..', 'release-standalone.yaml'), 'utf8');
+  const deployment = docs(standalone).find((d) => d.kind === 'Deployment' && d.metadata.name === 'drop');
+  t.same(deployment?.spec?.template?.spec?.containers?.map((c) => c.image), [`registry.example/team/falco-drop@${digest}`], 'the release without Knative runs the same pushed digest');
+  t.same(images(standalone), [`registry.example/team/falco-drop@${digest}`], 'and no other image: Falcosidekick is the user\'s own');
+  t.match(run.stderr, `release: ${out.replace(root + '/', '').replace(/release\.yaml$/, 'release-standalone.yaml')} uses registry.example/team/falco-drop@${digest}`);
 });
 
 t.test('writes every top-level config file in file-name order, stamps the version, and skips subdirectories', async (t) => {
@@ -129,7 +134,8 @@ t.test('--dry-run prints the docker command it would run and writes nothing', as
   t.equal(
     run.stdout,
     `docker buildx build --platform linux/amd64,linux/arm64 --tag ghcr.io/you/falco-drop:${version} --label org.opencontainers.image.version=${version} --metadata-file '<tmp>/metadata.json' --push .\n` +
-      `# then write ${out}: ko://falco-drop -> ghcr.io/you/falco-drop@<pushed digest>, app.kubernetes.io/version "${version}"\n`,
+      `# then write ${out}: ko://falco-drop -> ghcr.io/you/falco-drop@<pushed digest>, app.kubernetes.io/version "${version}"\n` +
+      `# then write ${join(out, '..', 'release-standalone.yaml')}: ko://falco-drop -> ghcr.io/you/falco-drop@<pushed digest>, app.kubernetes.io/version "${version}"\n`,
   );
   t.same(run.calls, [], 'docker was not run');
   t.equal(readFileSync(out, 'utf8'), before);
@@ -138,7 +144,10 @@ t.test('--dry-run prints the docker command it would run and writes nothing', as
 t.test('--dry-run names the release.yaml it would write, relative to where it runs', async (t) => {
   const run = await runRelease(['--dry-run'], { KO_DOCKER_REPO: 'ghcr.io/you' });
   t.equal(run.code, 0, run.stderr);
-  t.match(run.stdout, /\n# then write release\.yaml: /);
+  t.match(run.stdout, /\n# then write release\.yaml: [^\n]*\n# then write release-standalone\.yaml: /);
+  const only = await runRelease(['--dry-run', '--standalone'], { KO_DOCKER_REPO: 'ghcr.io/you' });
+  t.equal(only.code, 0, only.stderr);
+  t.match(only.stdout, /\n# then write release-standalone\.yaml: [^\n]*\n$/, '--standalone: that release only, at its default name');
 });
 
 t.test('--local builds for this machine, loads the image into kind, and references it by its local tag', async (t) => {
@@ -159,6 +168,18 @@ t.test('--local writes the release to stdout by default, for kubectl apply -f -'
   const image = images(run.stdout).find((i) => i.startsWith('kind.local/'));
   t.equal(image, run.calls[1]?.[3]);
   t.match(run.stderr, 'fake docker: done', "docker's own output goes to stderr");
+  t.equal(docs(run.stdout).filter((d) => d.kind === 'Deployment').length, 0, 'one release on stdout: the Knative one');
+  t.equal(docs(run.stdout).filter((d) => d.kind === 'Namespace').length, 1);
+});
+
+t.test('--local --standalone writes the release without Knative to stdout, with the loaded image', async (t) => {
+  const run = await runRelease(['--local', '--standalone', '--tag', 'dev2'], {});
+  t.equal(run.code, 0, run.stderr);
+  t.match(run.stdout, /^# falco-drop [^\n]* without Knative: /);
+  const released = docs(run.stdout);
+  t.same(images(run.stdout), ['kind.local/falco-drop:dev2']);
+  t.same(released.filter((d) => d.kind === 'Namespace').length, 1);
+  t.notOk(released.some((d) => /knative\.dev\//.test((d as unknown as { apiVersion: string }).apiVersion)), 'no Knative object');
 });
 
 t.test('--local --dry-run prints both commands', async (t) => {
@@ -182,6 +203,68 @@ t.test('--yaml-only needs no docker and uses the published tag', async (t) => {
   const dry = await runRelease(['--yaml-only', '--dry-run', '--out', out]);
   t.equal(dry.code, 0);
   t.match(dry.stdout, '# --yaml-only runs no docker command');
+});
+
+/** A config dir with a Knative file, plain files, and a standalone/ folder (what `extra` adds). */
+function twoReleaseConfig(extra: Record<string, string> = {}): string {
+  const config = tempDir('two');
+  mkdirSync(join(config, 'standalone'));
+  const plain = (kind: string, name: string) => `apiVersion: v1\nkind: ${kind}\nmetadata:\n  name: ${name}\n  labels:\n    app.kubernetes.io/version: devel\n`;
+  const files: Record<string, string> = {
+    '100-namespace.yaml': plain('Namespace', 'falco-drop'),
+    '300-policy.yaml': plain('ConfigMap', 'policy'),
+    '400-service.yaml': knativeService('drop', {}),
+    '500-broker.yaml': 'apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: default\n',
+    'standalone/400-deployment.yaml': `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: drop\n  labels:\n    app.kubernetes.io/version: devel\nspec:\n  template:\n    spec:\n      containers:\n        - image: ko://falco-drop\n`,
+    'standalone/401-service.yaml': plain('Service', 'drop'),
+    'standalone/notes.md': 'not a manifest\n',
+    ...extra,
+  };
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(config, name), text);
+  return config;
+}
+
+t.test('writes release-standalone.yaml next to release.yaml: config/standalone/ and the files of config/ with no Knative object, by file name', async (t) => {
+  const config = twoReleaseConfig({ '200-account.yaml': 'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: drop\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n', 'standalone/150-extra.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n' });
+  const dir = tempDir('out');
+  const out = join(dir, 'my.yaml');
+  const run = await runRelease(['--yaml-only', '--config-dir', config, '--out', out, '--version', '3.1.4']);
+  t.equal(run.code, 0, run.stderr);
+  t.same(readdirSync(dir).sort(), ['my-standalone.yaml', 'my.yaml'], '<name>-standalone.yaml next to --out');
+  const knative = readFileSync(out, 'utf8');
+  t.same(docs(knative).map((d) => `${d.kind}/${d.metadata.name}`), ['Namespace/falco-drop', 'ServiceAccount/drop', 'Secret/s', 'ConfigMap/policy', 'Service/drop', 'Broker/default'], 'release.yaml as before: config/ only');
+  const standalone = readFileSync(join(dir, 'my-standalone.yaml'), 'utf8');
+  t.same(
+    docs(standalone).map((d) => `${d.kind}/${d.metadata.name}`),
+    ['Namespace/falco-drop', 'ConfigMap/extra', 'ServiceAccount/drop', 'Secret/s', 'ConfigMap/policy', 'Deployment/drop', 'Service/drop'],
+    'shared and own files interleaved by file name; the Knative Service and the Broker left out',
+  );
+  t.match(standalone, /^# falco-drop 3\.1\.4 without Knative: generated by hack\/release\.mjs from these files of config\/[^\n]*\n#[^\n]*\n#   100-namespace\.yaml\n#   standalone\/150-extra\.yaml\n#   200-account\.yaml\n#   300-policy\.yaml\n#   standalone\/400-deployment\.yaml\n#   standalone\/401-service\.yaml\napiVersion: v1\nkind: Namespace\n/, 'the header names every file it is made of');
+  t.same(images(standalone), [`ghcr.io/falco-drop/falco-drop:3.1.4`]);
+  t.same(docs(standalone).map((d) => d.metadata.labels?.['app.kubernetes.io/version']), ['3.1.4', undefined, undefined, undefined, '3.1.4', '3.1.4', '3.1.4'], 'the version stamped as in release.yaml');
+  // Byte for byte, each shared file is the one release.yaml holds.
+  for (const file of ['100-namespace.yaml', '200-account.yaml', '300-policy.yaml']) {
+    const rendered = readFileSync(join(config, file), 'utf8').replace('app.kubernetes.io/version: devel', 'app.kubernetes.io/version: "3.1.4"');
+    t.ok(knative.includes(rendered) && standalone.includes(rendered), `${file} in both`);
+  }
+});
+
+t.test('--standalone writes only the release without Knative, to --out', async (t) => {
+  const dir = tempDir('out');
+  const out = join(dir, 'plain.yaml');
+  const run = await runRelease(['--yaml-only', '--standalone', '--config-dir', twoReleaseConfig(), '--out', out]);
+  t.equal(run.code, 0, run.stderr);
+  t.same(readdirSync(dir), ['plain.yaml']);
+  t.match(readFileSync(out, 'utf8'), /^# falco-drop [^\n]* without Knative/);
+});
+
+t.test('a config directory without standalone/ makes release.yaml alone', async (t) => {
+  const config = twoReleaseConfig();
+  rmSync(join(config, 'standalone'), { recursive: true });
+  const dir = tempDir('out');
+  const run = await runRelease(['--yaml-only', '--config-dir', config, '--out', join(dir, 'release.yaml')]);
+  t.equal(run.code, 0, run.stderr);
+  t.same(readdirSync(dir), ['release.yaml']);
 });
 
 t.test('--help lists the modes', async (t) => {
@@ -272,6 +355,12 @@ const failures: {
   { name: 'the senders placeholder has no Trigger to stand for', env: { KO_DOCKER_REPO: 'r.example' }, config: 'lonely-senders', message: /^release: 400-drop\.yaml: knative:\/\/trigger-oidc-service-accounts stands for the Triggers that send to Service falco-drop\/drop, and the release has none/, ran: 0 },
   { name: 'two Services use the senders placeholder', env: { KO_DOCKER_REPO: 'r.example' }, config: 'two-senders', message: /^release: 400-drop\.yaml, 401-other\.yaml: only one Service may use knative:\/\/trigger-oidc-service-accounts/, ran: 0 },
   { name: 'the Service using the senders placeholder names no namespace', env: { KO_DOCKER_REPO: 'r.example' }, config: 'homeless-senders', message: /^release: 400-drop\.yaml: Service drop uses knative:\/\/trigger-oidc-service-accounts but names no namespace/, ran: 0 },
+  { name: 'a config file mixes Knative and plain objects', config: 'mixed', message: /^release: 100-namespace\.yaml mixes Knative objects with plain Kubernetes ones: split it/, ran: 0 },
+  { name: 'standalone/ holds a Knative object', config: 'knative-standalone', message: /^release: standalone\/500-trigger\.yaml: eventing\.knative\.dev\/v1 Trigger in the release without Knative/, ran: 0 },
+  { name: 'standalone/ uses the senders placeholder', config: 'senders-standalone', message: /^release: standalone\/400-deployment\.yaml: knative:\/\/trigger-oidc-service-accounts stands for Knative Triggers/, ran: 0 },
+  { name: 'the release without Knative does not run drop', config: 'imageless-standalone', message: /^release: no file in \S+\/standalone uses the image placeholder ko:\/\/falco-drop/, ran: 0 },
+  { name: 'a file name is in config/ and in standalone/', config: 'twice-standalone', message: /^release: 300-policy\.yaml and standalone\/300-policy\.yaml: one file name twice/, ran: 0 },
+  { name: '--standalone without a standalone/ folder', args: ['--standalone'], config: 'lonely', env: { KO_DOCKER_REPO: 'r.example' }, message: /^release: no standalone\/ folder in \S+: nothing to release without Knative/, ran: 0 },
   { name: 'the config directory does not exist', args: ['--config-dir', '/nonexistent/config'], message: /^release: cannot read the config directory \/nonexistent\/config: ENOENT/, ran: 0 },
   { name: 'an unknown flag', args: ['--push-it'], message: /^release: unknown argument --push-it/, code: 2, ran: 0 },
   { name: 'a flag without its value', args: ['--out='], message: /^release: --out needs a value/, code: 2, ran: 0 },
@@ -284,6 +373,20 @@ const failures: {
 function badConfig(kind: string): string {
   const dir = tempDir('bad');
   if (kind === 'empty') return dir;
+  if (kind.endsWith('-standalone') || kind === 'mixed') {
+    const config = twoReleaseConfig();
+    const broker = 'apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: default\n';
+    if (kind === 'mixed') writeFileSync(join(config, '100-namespace.yaml'), 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: falco-drop\n---\n' + broker);
+    if (kind === 'knative-standalone') writeFileSync(join(config, 'standalone', '500-trigger.yaml'), trigger('t', 'falco-drop', refTo('drop')));
+    if (kind === 'senders-standalone') writeFileSync(join(config, 'standalone', '400-deployment.yaml'), knativeService('drop', { DROP_ALLOWED_SENDERS: 'knative://trigger-oidc-service-accounts' }).replace('serving.knative.dev/v1\nkind: Service', 'apps/v1\nkind: Deployment'));
+    if (kind === 'imageless-standalone') rmSync(join(config, 'standalone', '400-deployment.yaml'));
+    if (kind === 'twice-standalone') writeFileSync(join(config, 'standalone', '300-policy.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n');
+    return config;
+  }
+  if (kind === 'lonely') {
+    writeFileSync(join(dir, '400-drop.yaml'), knativeService('drop', {}));
+    return dir;
+  }
   if (kind.endsWith('-senders')) {
     const senders = { DROP_ALLOWED_SENDERS: 'knative://trigger-oidc-service-accounts' };
     const service = knativeService('drop', senders);
@@ -322,6 +425,17 @@ t.test('fails with one clear line when the release cannot be written', async (t)
   const run = await runRelease(['--yaml-only', '--out', '/nonexistent/dir/release.yaml']);
   t.equal(run.code, 1);
   t.equal(run.stderr, 'release: cannot write /nonexistent/dir/release.yaml: ENOENT (release not written)\n');
+});
+
+t.test('fails with one clear line, and leaves no temporary file, when a release cannot take the place of its target', async (t) => {
+  const { out, before } = existingRelease();
+  // A directory where release-standalone.yaml should go: the temporary file is written, the rename fails.
+  mkdirSync(join(out, '..', 'release-standalone.yaml'));
+  const run = await runRelease(['--yaml-only', '--out', out]);
+  t.equal(run.code, 1);
+  t.match(run.stderr, /^release: cannot write \S+\/release-standalone\.yaml: (EISDIR|ENOTEMPTY|EEXIST|EPERM) \(release not written\)\n$/);
+  t.same(readdirSync(join(out, '..')).sort(), ['release-standalone.yaml', 'release.yaml'], 'no temporary file left behind');
+  t.not(readFileSync(out, 'utf8'), before, 'release.yaml, renamed first, is the new one');
 });
 
 t.test('the config files the release is made of are the top-level ones', async (t) => {

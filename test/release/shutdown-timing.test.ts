@@ -1,6 +1,6 @@
 import t from 'tap';
 import { closeTimeoutSeconds, defaultDrainSeconds } from '../../src/shutdown.ts';
-import { config, find, readManifests } from './documents.ts';
+import { config, find, readManifests, releaseStandalone, standalone } from './documents.ts';
 
 /**
  * queue-proxy's drain: its preStop hook (/wait-for-drain) returns only once 30 s have passed
@@ -22,6 +22,27 @@ for (const [where, manifests] of [
     t.ok(Number.isInteger(timeout), 'timeoutSeconds is set (it becomes terminationGracePeriodSeconds)');
     const needed = queueProxyDrainSeconds + drain + closeTimeoutSeconds + marginSeconds;
     t.ok(timeout >= needed, `timeoutSeconds ${timeout} >= ${queueProxyDrainSeconds} (queue-proxy) + ${drain} (drain) + ${closeTimeoutSeconds} (in flight) + ${marginSeconds}`);
+    t.ok(drain > 0, 'a drain is on: SIGTERM while traffic still flows resets nothing');
+  });
+}
+
+// Without Knative (config/standalone/): no queue-proxy and no preStop hook, so SIGTERM comes at
+// once, while the endpoints controller and kube-proxy still send for a few seconds; drop's drain
+// answers through that. The grace period holds the drain and the requests in flight.
+for (const [where, manifests] of [
+  ['config/standalone/400-deployment.yaml', standalone],
+  ['release-standalone.yaml', releaseStandalone],
+] as const) {
+  t.test(`${where}: the grace period holds drop's drain and the requests in flight`, async (t) => {
+    const spec = find(manifests, 'Deployment', 'drop').spec.template.spec;
+    const [container] = spec.containers;
+    const env = container.env as { name: string; value: string }[];
+    const drain = Number(env.find((e) => e.name === 'DROP_DRAIN_SECONDS')?.value ?? defaultDrainSeconds);
+    const grace = spec.terminationGracePeriodSeconds as number;
+    t.ok(Number.isInteger(grace), 'terminationGracePeriodSeconds is set (the default, 30, is too short)');
+    t.equal(container.lifecycle?.preStop, undefined, 'no preStop hook: nothing before SIGTERM takes from the grace period');
+    const needed = drain + closeTimeoutSeconds + marginSeconds;
+    t.ok(grace >= needed, `terminationGracePeriodSeconds ${grace} >= ${drain} (drain) + ${closeTimeoutSeconds} (in flight) + ${marginSeconds}`);
     t.ok(drain > 0, 'a drain is on: SIGTERM while traffic still flows resets nothing');
   });
 }
