@@ -13,11 +13,13 @@ import { defaultRedeliveryMaxBytes, RedeliveryMemory, stringBytes } from './rede
 import { buildReply, buildReplyData, replyId } from './reply.ts';
 import { respond, type Response, type ResponderOptions } from './responder.ts';
 import { Lifecycle } from './shutdown.ts';
+import { Background } from './background.ts';
 import { traceContextOf, traceFields, type TraceContext } from './trace.ts';
 
 export interface AppOptions {
   readonly logger: Logger;
-  readonly responder: ResponderOptions;
+  /** The responder's options; its background work (what follows an answer) is the app's. */
+  readonly responder: Omit<ResponderOptions, 'background'>;
   /** The `source` of reply events, e.g. /falco-drop/<namespace>/<service>. */
   readonly replySource: string;
   /** Remembered deliveries (source + id): how many, for how long, in how many bytes (default 16 MiB). */
@@ -40,6 +42,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** What the redelivery memory holds: deliveries, and their bytes as counted against the bound. */
     redelivery: { readonly size: number; readonly bytes: number; readonly maxBytes: number };
+    /** What responses still write after their answers (outcome records, Events); close() waits for it. */
+    background: Background;
   }
 }
 
@@ -72,10 +76,6 @@ interface Answer {
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string | undefined;
   readonly log: AnswerLog;
-  /** Kubernetes Events that could not be recorded (logged for the first delivery only). */
-  readonly eventErrors?: readonly string[];
-  /** Outcomes that could not be recorded on their claims (logged for the first delivery only). */
-  readonly stateErrors?: readonly string[];
 }
 
 /** The bytes an answer takes, counted against the redelivery memory's bound. */
@@ -202,6 +202,12 @@ export function buildApp(options: AppOptions) {
   // handler sends it without logging or building it a second time.
   const answered = new WeakMap<object, Answer>();
   const lifecycle = options.lifecycle ?? new Lifecycle();
+  const background = new Background(app.log);
+  app.decorate('background', background);
+  const responder: ResponderOptions = { ...options.responder, background };
+  // Fastify closes the server first (its own onClose hook, registered last, runs first): no
+  // request is left to start more; then the records and Events still on their way are waited for.
+  app.addHook('onClose', () => background.drain());
 
   // Every body is read as text whatever its Content-Type (or none): 415 would lose the alert.
   app.removeAllContentTypeParsers();
@@ -262,7 +268,7 @@ export function buildApp(options: AppOptions) {
     try {
       // A plain payload has no CloudEvent: its claims name it by the hash of its body.
       const ref = context ? { source: context.source, id: context.id } : { source: '', id: event.key };
-      response = await respond(options.responder, alert, { time: context?.time, event: ref });
+      response = await respond(responder, alert, { time: context?.time, event: ref });
     } catch (error) {
       // A refusal that retrying cannot fix is every copy's answer: remembered. Retryable failures are thrown.
       if (error instanceof DropError && !error.retryable) return errorAnswer(error);
@@ -270,16 +276,15 @@ export function buildApp(options: AppOptions) {
     }
     if (response.decision === 'skip') return { status: 202, headers: {}, body: undefined, log: decisionLog(response, 202) };
     const data = buildReplyData(response, alert, context);
-    const problems = { eventErrors: clipStrings(response.eventErrors), stateErrors: clipStrings(response.stateErrors) };
     if (response.result === 'failed') {
       const error = new DropError('DROP_ACTION_FAILED', response.reason, { details: data });
-      return { ...errorAnswer(error), log: decisionLog(response, error.status), ...problems };
+      return { ...errorAnswer(error), log: decisionLog(response, error.status) };
     }
     // The reply's id follows from the alert's, so the copies of one alert answered by different
     // replicas reply with one event (same source and id), which consumers see as one. It
     // carries the alert's trace id on, so the response can be followed to the pod.
     const reply = buildReply(data, options.replySource, `${response.target.namespace}/${response.target.name}`, replyId(event.key), trace);
-    return { status: 200, headers: reply.headers, body: reply.body, log: decisionLog(response, 200), ...problems };
+    return { status: 200, headers: reply.headers, body: reply.body, log: decisionLog(response, 200) };
   }
 
   async function answerAlert(event: IncomingEvent, headers: Headers, sender: string | undefined): Promise<Answer> {
@@ -303,15 +308,6 @@ export function buildApp(options: AppOptions) {
       // The age the guard judged: the alert's own time, else its CloudEvent's.
       const time = alertTimeMs(alert, context?.time);
       const fields = { ...base, ...alertFields(alert, time === undefined ? undefined : options.responder.clock.now().getTime() - time) };
-      if (result.eventErrors?.length && !replayed) {
-        app.log.warn({ ...fields, eventErrors: result.eventErrors }, 'could not record Kubernetes Events for what was done');
-      }
-      if (result.stateErrors?.length && !replayed) {
-        app.log.warn(
-          { ...fields, stateErrors: result.stateErrors },
-          'could not record the outcome on its claim: the cooldown holds, but a copy of this event at another replica may act again once the claim\'s working time is over',
-        );
-      }
       const line = { ...fields, ...result.log.fields, replayed, durationMs: Math.round((performance.now() - started) * 1000) / 1000 };
       // Any answer the Broker will dead-letter (a final 4xx) is a warning.
       app.log[result.status >= 400 ? 'warn' : 'info'](line, result.log.msg);
