@@ -197,19 +197,17 @@ export class ClusterSafety implements SafetyState {
    * claim's working time lasts and `signal` has not aborted, at most `recordAttempts` times. The
    * claim as written, or why it was not.
    */
-  private async record(claim: Claim, outcome: RecordedOutcome, signal: AbortSignal): Promise<Claim | string> {
-    const deadline = workingUntil(claim);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const recorded = await this.options.claims.record(claim, outcome);
-        return recorded.recorded ? recorded.claim : recorded.reason;
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        const delay = Math.min(recordRetryFirstMs * 2 ** (attempt - 1), recordRetryMaxMs);
-        const again = error instanceof DropError && error.retryable && attempt < recordAttempts && this.options.clock.now().getTime() + delay < deadline;
-        if (!again) return attempt === 1 ? message : `${message} (tried ${attempt} times)`;
-        if (!(await pause(delay, signal))) return `${message} (stopped trying: the service is stopping)`;
-      }
+  private async record(claim: Claim, outcome: RecordedOutcome, signal: AbortSignal, attempt = 1): Promise<Claim | string> {
+    try {
+      const recorded = await this.options.claims.record(claim, outcome);
+      return recorded.recorded ? recorded.claim : recorded.reason;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const delay = Math.min(recordRetryFirstMs * 2 ** (attempt - 1), recordRetryMaxMs);
+      const again = error instanceof DropError && error.retryable && attempt < recordAttempts && this.options.clock.now().getTime() + delay < workingUntil(claim);
+      if (!again) return attempt === 1 ? message : `${message} (tried ${attempt} times)`;
+      if (!(await pause(delay, signal))) return `${message} (stopped trying: the service is stopping)`;
+      return this.record(claim, outcome, signal, attempt + 1);
     }
   }
 
