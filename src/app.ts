@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { PolicySource } from './active-policy.ts';
 import type { SenderAuth } from './auth.ts';
 import { BodyBudget } from './body-budget.ts';
 import { clipStrings, clipText } from './clip.ts';
@@ -20,6 +21,11 @@ export interface AppOptions {
   readonly logger: Logger;
   /** The responder's options; its background work (what follows an answer) is the app's. */
   readonly responder: Omit<ResponderOptions, 'background'>;
+  /**
+   * The policy in force, which a reload replaces (src/active-policy.ts): taken once per alert,
+   * over the responder's policy, protected namespaces and safety state; /readyz shows its status.
+   */
+  readonly policy?: PolicySource;
   /** The `source` of reply events, e.g. /falco-drop/<namespace>/<service>. */
   readonly replySource: string;
   /** Remembered deliveries (source + id): how many, for how long, in how many bytes (default 16 MiB). */
@@ -204,7 +210,6 @@ export function buildApp(options: AppOptions) {
   const lifecycle = options.lifecycle ?? new Lifecycle();
   const background = new Background(app.log);
   app.decorate('background', background);
-  const responder: ResponderOptions = { ...options.responder, background };
   // Fastify closes the server first (its own onClose hook, registered last, runs first): no
   // request is left to start more; then the records and Events still on their way are waited for.
   app.addHook('onClose', () => background.drain());
@@ -268,6 +273,8 @@ export function buildApp(options: AppOptions) {
     try {
       // A plain payload has no CloudEvent: its claims name it by the hash of its body.
       const ref = context ? { source: context.source, id: context.id } : { source: '', id: event.key };
+      // The policy in force when the alert arrives: a reload while it is acted on does not change it.
+      const responder: ResponderOptions = { ...options.responder, ...options.policy?.current(), background };
       response = await respond(responder, alert, { time: context?.time, event: ref });
     } catch (error) {
       // A refusal that retrying cannot fix is every copy's answer: remembered. Retryable failures are thrown.
@@ -367,6 +374,7 @@ export function buildApp(options: AppOptions) {
       dryRun: options.responder.dryRun,
       dryRunReason: options.dryRunReason ?? null,
       senderAuthentication: senderAuth ? { audience: senderAuth.audience, allowedSenders: senderAuth.allowedSenders } : null,
+      ...(options.policy ? { policy: options.policy.status() } : {}),
     };
   });
 

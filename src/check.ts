@@ -12,7 +12,8 @@ import { MemorySafety } from './safety.ts';
 import { Background } from './background.ts';
 import { parseDelivery } from './incoming.ts';
 import { parseJson, type Json } from './json.ts';
-import { evaluateRules, loadPolicy, type Policy, type PolicyError } from './policy.ts';
+import { evaluateRules, loadPolicyFiles, type LoadedPolicy, type Policy, type PolicyError } from './policy.ts';
+import { formatProblem } from './policy-problems.ts';
 import { buildProtectedNamespaces } from './protection.ts';
 import { respond, type Response } from './responder.ts';
 import { parseSettings } from './settings.ts';
@@ -23,7 +24,7 @@ export interface CliIo {
   readonly stderr: { write(text: string): unknown };
 }
 
-export const usage = `Usage: falco-drop check --policy FILE [--namespace NAME] [--json] [ALERT.json ...]
+export const usage = `Usage: falco-drop check --policy FILES [--talon-unsupported error|skip] [--namespace NAME] [--json] [ALERT.json ...]
 
 Checks a response policy (drop's format, or a Falco Talon rules file) without a cluster: it
 validates the policy as the service does at startup, then for each alert file (a Falco payload as
@@ -32,7 +33,12 @@ match and why the others do not, which pod is the target, whether a guard rail s
 actions would run on which pod.
 
 Options:
-  --policy FILE      the policy to check (required)
+  --policy FILES     the policy to check (required), as DROP_POLICY takes it: a file, a
+                     comma-separated list of files, or a directory (its .yaml and .yml files
+                     in name order); several files are Talon rules files, merged in order
+  --talon-unsupported error|skip
+                     as DROP_TALON_UNSUPPORTED: a Talon action drop cannot run is an error
+                     (the default), or is skipped and listed
   --namespace NAME   the namespace drop runs in: protected like the built-in ones
   --json             one JSON document on stdout instead of text
   -h, --help         show this help
@@ -184,7 +190,6 @@ function formatReport(report: AlertReport): string {
     const why = rule.reason ?? (rule.dryRun ? '[dryRun: only reports, in the cluster too]' : '');
     lines.push(`    ${rule.result.padEnd(11)}  ${rule.name.padEnd(width)}  ${why}`.trimEnd());
   }
-  if (report.rules.length === 0) lines.push('    (the policy has none)');
   if (report.decision === 'skip') lines.push(`  decision: skip: ${report.reason}`);
   else {
     lines.push(`  decision: act on ${describePod(report.target!)}, running (dry run, nothing sent):`);
@@ -193,11 +198,17 @@ function formatReport(report: AlertReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-function formatPolicy(policy: Policy, protectedNamespaces: ReadonlySet<string>): string {
+function formatPolicy(loaded: LoadedPolicy, protectedNamespaces: ReadonlySet<string>): string {
+  const { policy } = loaded;
   const { guards } = policy;
   const count = `${policy.rules.length} response rule${policy.rules.length === 1 ? '' : 's'}`;
   return [
-    `policy ${policy.origin}: valid, ${count}${policy.rules.length > 0 ? `: ${policy.rules.map((r) => r.name).join(', ')}` : ''}`,
+    `policy ${policy.origin}: valid, ${count}: ${policy.rules.map((r) => r.name).join(', ')}`,
+    ...(loaded.files.length > 1 ? [`  files, in load order: ${loaded.files.join(', ')}`] : []),
+    `  sha256: ${loaded.sha256}`,
+    ...(loaded.skipped.length > 0
+      ? [`  skipped (--talon-unsupported skip), ${loaded.skipped.length}:`, ...loaded.skipped.map((p) => `    ${formatProblem(p, policy.origin)}`)]
+      : []),
     `  guards: cooldown ${guards.cooldownSeconds} s per (rule, pod), ${guards.destructivePerMinute} destructive actions per minute, alerts older than ${guards.maxAlertAgeSeconds} s skipped`,
     `  protected namespaces: ${[...protectedNamespaces].join(', ')}`,
     '',
@@ -223,7 +234,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   try {
     parsed = parseArgs({
       args: [...argv],
-      options: { policy: { type: 'string' }, namespace: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        policy: { type: 'string' },
+        'talon-unsupported': { type: 'string' },
+        namespace: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
       allowPositionals: true,
       strict: true,
     });
@@ -237,21 +254,24 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   const [command, ...files] = positionals;
   if (command !== 'check') return usageError(io, command === undefined ? 'no command given' : `unknown command "${command}"`);
-  if (values.policy === undefined) return usageError(io, 'check needs --policy FILE');
+  if (values.policy === undefined) return usageError(io, 'check needs --policy FILES');
+  const talonUnsupported = values['talon-unsupported'] ?? 'error';
+  if (talonUnsupported !== 'error' && talonUnsupported !== 'skip') return usageError(io, `--talon-unsupported ${JSON.stringify(talonUnsupported)}: error or skip`);
   if (values.namespace !== undefined && !isNamespaceName(values.namespace)) return usageError(io, `--namespace ${JSON.stringify(values.namespace)} is not a namespace name`);
 
-  let policy: Policy;
+  let loaded: LoadedPolicy;
   try {
-    policy = await loadPolicy(values.policy);
+    loaded = await loadPolicyFiles(values.policy, { talonUnsupported });
   } catch (error) {
-    // loadPolicy throws PolicyError only: unreadable, not YAML, or invalid, every problem listed.
+    // loadPolicyFiles throws PolicyError only: unreadable, not YAML, or invalid, every problem listed.
     const invalid = error as PolicyError;
     if (values.json) io.stdout.write(`${JSON.stringify({ policy: { origin: values.policy, valid: false, problems: invalid.problems } }, null, 2)}\n`);
     else io.stderr.write(`falco-drop: ${invalid.message}\n`);
     return 1;
   }
+  const { policy } = loaded;
   const options: Options = { policy, protectedNamespaces: buildProtectedNamespaces(policy.protectedNamespaces, values.namespace) };
-  if (!values.json) io.stdout.write(formatPolicy(policy, options.protectedNamespaces));
+  if (!values.json) io.stdout.write(formatPolicy(loaded, options.protectedNamespaces));
 
   const reports: (AlertReport | { file: string; error: string })[] = [];
   for (const file of files) {
@@ -266,7 +286,16 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (!values.json) io.stdout.write(`\n${formatReport(report)}`);
   }
   if (values.json) {
-    const summary = { origin: policy.origin, valid: true, rules: policy.rules.map((r) => r.name), guards: policy.guards, protectedNamespaces: [...options.protectedNamespaces] };
+    const summary = {
+      origin: policy.origin,
+      valid: true,
+      files: loaded.files,
+      sha256: loaded.sha256,
+      skipped: loaded.skipped,
+      rules: policy.rules.map((r) => r.name),
+      guards: policy.guards,
+      protectedNamespaces: [...options.protectedNamespaces],
+    };
     io.stdout.write(`${JSON.stringify({ policy: summary, alerts: reports }, null, 2)}\n`);
   } else if (reports.some((r) => !('error' in r))) io.stdout.write(`\n${offlineNote}`);
   return reports.some((r) => 'error' in r) ? 2 : 0;

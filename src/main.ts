@@ -5,14 +5,17 @@
  */
 import { homedir } from 'node:os';
 import { pino } from 'pino';
+import { ActivePolicy } from './active-policy.ts';
 import { buildApp } from './app.ts';
 import { SenderAuth } from './auth.ts';
 import { findKubeConfig, createKubeClient, serviceAccountDir, tokenReviewer } from './kube.ts';
-import { loadPolicy } from './policy.ts';
-import { buildProtectedNamespaces } from './protection.ts';
-import { createSafety, scheduleSweeps, ClusterSafety } from './safety.ts';
+import { loadPolicyFiles, type Guards } from './policy.ts';
+import { formatProblem } from './policy-problems.ts';
+import { PolicyWatch, policyDirs } from './policy-watch.ts';
+import { createSafety, scheduleSweeps, ClusterSafety, type MemorySafety } from './safety.ts';
 import { closeTimeoutSeconds, Lifecycle, Shutdown } from './shutdown.ts';
 import { parseSettings } from './settings.ts';
+import { EvidenceStore, scheduleEvidenceSweeps } from './state/evidence.ts';
 
 async function main(): Promise<void> {
   const settings = parseSettings(process.env);
@@ -20,7 +23,22 @@ async function main(): Promise<void> {
   // ended before the process exits.
   const destination = pino.destination({ dest: 1, sync: false, minLength: 0 });
   const logger = pino({ level: settings.logLevel, base: { service: settings.service } }, destination);
-  const policy = await loadPolicy(settings.policyPath);
+  // The same load at startup and at each reload.
+  // What DROP_TALON_UNSUPPORTED=skip left out is reported at warn once per policy (by its sha256),
+  // at startup and at a reload, not at every unchanged re-read.
+  let reported: string | undefined;
+  const load = async () => {
+    const loaded = await loadPolicyFiles(settings.policyPath, { talonUnsupported: settings.talonUnsupported });
+    if (loaded.sha256 !== reported) {
+      reported = loaded.sha256;
+      for (const s of loaded.skipped) {
+        logger.warn({ policy: loaded.policy.origin, sha256: loaded.sha256, file: s.file ?? loaded.policy.origin, line: s.line, column: s.column, path: s.path }, `skipped (DROP_TALON_UNSUPPORTED=skip): ${formatProblem(s, loaded.policy.origin)}`);
+      }
+    }
+    return loaded;
+  };
+  const loaded = await load();
+  const policy = loaded.policy;
   const found = findKubeConfig({ env: process.env, homeDir: homedir(), serviceAccountDir });
   const kube = found.kubeConfig ? createKubeClient(found.kubeConfig, { timeoutMs: settings.apiTimeoutMs }) : undefined;
   const namespace = settings.namespace ?? (found.kubeConfig ? found.namespace : undefined);
@@ -44,16 +62,37 @@ async function main(): Promise<void> {
   // Where the claims and the budget live: drop's namespace; run outside a pod without
   // DROP_NAMESPACE, the kubeconfig context's namespace, as kubectl would pick it.
   const stateNamespace = namespace ?? found.kubeConfig?.getContextObject(found.kubeConfig.getCurrentContext())?.namespace ?? 'default';
-  const safety = createSafety({
-    kube,
-    dryRun,
-    namespace: stateNamespace,
-    identity: settings.identity,
+  const safetyFor = (guards: Guards): ClusterSafety | MemorySafety =>
+    createSafety({
+      kube,
+      dryRun,
+      namespace: stateNamespace,
+      identity: settings.identity,
+      clock,
+      retryAfterSeconds: settings.retryAfterSeconds,
+      destructivePerMinute: guards.destructivePerMinute,
+      maxAlertAgeSeconds: guards.maxAlertAgeSeconds,
+    });
+  const safety = safetyFor(policy.guards);
+  // The expired claims are swept by the safety state in force (a reload of the guards makes a new one).
+  let stopSweeps = (): void => {};
+  let stopEvidenceSweeps = (): void => {};
+  const sweepWith = (current: ClusterSafety): ClusterSafety => {
+    stopSweeps();
+    stopSweeps = scheduleSweeps(current, logger);
+    return current;
+  };
+  const active = new ActivePolicy({
+    loaded,
+    load,
+    ownNamespace: namespace,
+    safety,
+    rebuildSafety: safety instanceof ClusterSafety ? (guards) => sweepWith(safetyFor(guards) as ClusterSafety) : undefined,
+    log: logger,
     clock,
-    retryAfterSeconds: settings.retryAfterSeconds,
-    destructivePerMinute: policy.guards.destructivePerMinute,
-    maxAlertAgeSeconds: policy.guards.maxAlertAgeSeconds,
   });
+  // What `capture` collects is kept in Secrets beside the claims; never under the dry-run.
+  const evidence = kube && !dryRun ? new EvidenceStore({ core: kube.core, namespace: stateNamespace, clock, retryAfterSeconds: settings.retryAfterSeconds }) : undefined;
   const lifecycle = new Lifecycle();
   const app = buildApp({
     lifecycle,
@@ -63,23 +102,37 @@ async function main(): Promise<void> {
     dryRunReason,
     senderAuth,
     responder: {
+      // At startup; each alert takes the policy, protected namespaces and safety state in force from `policy` below.
       policy,
       kube,
       dryRun,
-      protectedNamespaces: buildProtectedNamespaces(policy.protectedNamespaces, namespace),
+      protectedNamespaces: active.current().protectedNamespaces,
       gracePeriodSeconds: settings.gracePeriodSeconds,
       retryAfterSeconds: settings.retryAfterSeconds,
       clock,
       safety,
+      evidence,
     },
+    policy: active,
   });
 
   if (dryRunReason) logger.warn({ dryRun: true, reason: dryRunReason }, `DRY-RUN: nothing will be changed in any cluster (${dryRunReason})`);
   else logger.info({ dryRun: false, cluster: found.kubeConfig?.getCurrentCluster()?.server, from: 'from' in found ? found.from : undefined }, 'acting on the cluster');
-  logger.info({ policy: policy.origin, rules: policy.rules.map((r) => r.name) }, 'policy loaded');
-  let stopSweeps = (): void => {};
+  logger.info({ policy: policy.origin, sha256: loaded.sha256, files: loaded.files, rules: policy.rules.map((r) => r.name) }, 'policy loaded');
+  // Without DROP_POLICY the built-in default is in force: there is no file to watch.
+  const watch = settings.policyPath
+    ? new PolicyWatch({
+        dirs: policyDirs(settings.policyPath, loaded.files),
+        check: async () => void (await active.reload()),
+        everyMs: settings.policyCheckSeconds * 1000,
+        onWatchError: (dir, error) => logger.warn({ dir, err: error }, `cannot watch ${dir} for policy changes; checking every ${settings.policyCheckSeconds} s`),
+      }).start()
+    : undefined;
+  if (watch) logger.info({ dirs: watch.watching, everySeconds: settings.policyCheckSeconds }, 'watching the policy files: a valid change is in force from the next alert, no restart needed');
   if (safety instanceof ClusterSafety) {
-    stopSweeps = scheduleSweeps(safety, logger);
+    sweepWith(safety);
+    // Acting on a cluster, so the captures have their store too; a reload does not change it.
+    stopEvidenceSweeps = scheduleEvidenceSweeps(evidence as EvidenceStore, logger);
     logger.info({ state: safety.home, namespace: stateNamespace, identity: settings.identity }, `claims and the destructive budget live in Leases in namespace ${stateNamespace}, shared by every replica`);
   } else {
     logger.info({ state: safety.home }, 'dry-run: claims and the destructive budget live in this process\'s memory, not in the cluster');
@@ -112,6 +165,8 @@ async function main(): Promise<void> {
   };
   const stop = (signal: 'SIGTERM' | 'SIGINT'): void => {
     stopSweeps();
+    stopEvidenceSweeps();
+    void watch?.stop();
     shutdown.signal(signal).then(
       () => {
         kube?.close();

@@ -8,13 +8,25 @@ export interface PolicyProblem {
   readonly line: number | undefined;
   readonly column: number | undefined;
   readonly message: string;
+  /** The file it is in, when the policy was read from several (else the policy's origin). */
+  readonly file?: string;
+}
+
+/** Where problems are reported. */
+export interface ProblemSink {
+  add(path: string, message: string): void;
+}
+
+/** A problem as `file:line:column path: message`, the file being `origin` when the problem names none. */
+export function formatProblem(problem: PolicyProblem, origin: string): string {
+  return `${problem.file ?? origin}${problem.line ? `:${problem.line}:${problem.column}` : ''} ${problem.path || '/'}: ${problem.message}`;
 }
 
 /** An invalid policy: every problem, with its place in the file. */
 export class PolicyError extends Error {
   readonly problems: readonly PolicyProblem[];
   constructor(origin: string, problems: readonly PolicyProblem[]) {
-    const lines = problems.map((p) => `  ${origin}${p.line ? `:${p.line}:${p.column}` : ''} ${p.path || '/'}: ${p.message}`);
+    const lines = problems.map((p) => `  ${formatProblem(p, origin)}`);
     super(`invalid policy ${origin} (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${lines.join('\n')}`);
     this.name = 'PolicyError';
     this.problems = problems;
@@ -35,17 +47,26 @@ export function describeSchemaError(error: ErrorObject): { path: string; message
 }
 
 /** Collects problems, placing each at the line and column where its path is written. */
-export class ProblemList {
+export class ProblemList implements ProblemSink {
   readonly problems: PolicyProblem[] = [];
   constructor(
     private readonly document: Document | undefined,
     private readonly lines: LineCounter | undefined,
+    /** Named in each problem when the policy is read from several files. */
+    private readonly file?: string,
   ) {}
 
   add(path: string, message: string): void {
+    // The same problem found twice (an action block used by two rules) is listed once.
+    if (this.problems.some((p) => p.path === path && p.message === message)) return;
+    this.problems.push(this.place(path, message));
+  }
+
+  /** A problem at its line and column, without adding it. */
+  place(path: string, message: string): PolicyProblem {
     const keys = path.split('/').slice(1).map((k) => (/^\d+$/.test(k) ? Number(k) : k));
     const position = this.position(keys);
-    this.problems.push({ path, line: position?.line, column: position?.col, message });
+    return { path, line: position?.line, column: position?.col, message, ...(this.file !== undefined ? { file: this.file } : {}) };
   }
 
   /** The problems in file order. */

@@ -1,16 +1,18 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
-import { LineCounter, isSeq, parseDocument } from 'yaml';
+import { LineCounter, isSeq, parseDocument, type Document } from 'yaml';
 import { actionModules } from './actions/index.ts';
 import type { FalcoAlert } from './falco.ts';
 import { matchMismatch, type FieldCondition, type Match } from './match.ts';
 import { parsePriorityCondition, type PriorityCondition } from './priority-expression.ts';
 import { PolicyError, ProblemList, describeSchemaError, type PolicyProblem } from './policy-problems.ts';
 import { policySchema } from './policy-schema.ts';
-import { convertTalonRules } from './talon.ts';
+import { convertTalonFiles, type TalonUnsupported } from './talon.ts';
 
 export { PolicyError, type PolicyProblem } from './policy-problems.ts';
+export type { TalonUnsupported } from './talon.ts';
 
 /** One step of a response rule's action chain. */
 export interface ActionStep {
@@ -108,6 +110,7 @@ function checkSemantics(value: unknown, problems: ProblemList): void {
   const rules = isRecord(value) && Array.isArray(value.rules) ? value.rules : [];
   const guards = isRecord(value) && isRecord(value.guards) ? value.guards : {};
   const budget = typeof guards.destructivePerMinute === 'number' ? guards.destructivePerMinute : defaultGuards.destructivePerMinute;
+  if (isRecord(value) && Array.isArray(value.rules) && value.rules.length === 0) problems.add('/rules', 'no response rule: the list is empty, so drop would act on nothing');
   const names = new Map<string, number>();
   rules.forEach((rule: unknown, i) => {
     if (!isRecord(rule)) return;
@@ -196,50 +199,140 @@ export function policyFromObject(value: unknown, origin: string, problems = new 
   return build(value as RawPolicy, origin);
 }
 
+export interface PolicyOptions {
+  /**
+   * DROP_TALON_UNSUPPORTED: what a Talon action drop cannot run does to the policy: "error" (the
+   * default) refuses it; "skip" leaves the action out and reports it.
+   */
+  readonly talonUnsupported?: TalonUnsupported;
+}
+
+/** A policy built from its text, with what was skipped in it (Talon actions left out on request). */
+export interface ParsedPolicy {
+  readonly policy: Policy;
+  readonly skipped: readonly PolicyProblem[];
+}
+
+/**
+ * Parses and validates a policy given as one or more files' text, in load order; throws
+ * PolicyError listing every problem with its file, line and column. One file whose top level is
+ * a mapping is drop's own format; otherwise every file is a Falco Talon rules file (a YAML list,
+ * or empty), merged as Talon merges them.
+ */
+export function parsePolicyFiles(texts: readonly { readonly file: string; readonly text: string }[], origin: string, options: PolicyOptions = {}): ParsedPolicy {
+  const parsed = texts.map(({ file, text }) => {
+    const lines = new LineCounter();
+    const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    return { file, lines, document: document as Document };
+  });
+  const named = (file: string): { file?: string } => (file === origin ? {} : { file });
+  const problems: PolicyProblem[] = parsed.flatMap(({ file, lines, document }) =>
+    document.errors.map((e) => {
+      const position = lines.linePos(e.pos[0]);
+      return { path: '', line: position.line, column: position.col, message: e.message.split('\n')[0] as string, ...named(file) };
+    }),
+  );
+  if (problems.length > 0) throw new PolicyError(origin, problems);
+  // A top-level list (or nothing) is a Falco Talon rules file; drop's own format is a mapping.
+  const talon = (p: (typeof parsed)[number]): boolean => isSeq(p.document.contents) || p.document.contents === null;
+  const only = parsed.length === 1 ? parsed[0]! : undefined;
+  if (only && !talon(only)) {
+    return { policy: policyFromObject(only.document.toJS(), origin, new ProblemList(only.document, only.lines, named(only.file).file)), skipped: [] };
+  }
+  const mappings = parsed.filter((p) => !talon(p));
+  if (mappings.length > 0) {
+    throw new PolicyError(
+      origin,
+      mappings.map((p) => ({ path: '', line: 1, column: 1, message: "drop's own format (a mapping with rules:) is one file on its own; with several files, each is a Falco Talon rules file (a list)", ...named(p.file) })),
+    );
+  }
+  const converted = convertTalonFiles(parsed, origin, options.talonUnsupported);
+  return { policy: policyFromObject(converted.policy, origin), skipped: converted.skipped };
+}
+
 /** Parses and validates a policy document; throws PolicyError listing every problem. */
 export function parsePolicy(text: string, origin: string): Policy {
-  const lines = new LineCounter();
-  const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  if (document.errors.length > 0) {
-    const problems: PolicyProblem[] = document.errors.map((e) => {
-      const position = lines.linePos(e.pos[0]);
-      return { path: '', line: position.line, column: position.col, message: e.message.split('\n')[0] as string };
-    });
-    throw new PolicyError(origin, problems);
-  }
-  // A top-level list is a Falco Talon rules file (drop's own format is a mapping).
-  if (isSeq(document.contents)) return policyFromObject(convertTalonRules(document, lines, origin), origin);
-  return policyFromObject(document.toJS(), origin, new ProblemList(document, lines));
+  return parsePolicyFiles([{ file: origin, text }], origin).policy;
 }
 
 /**
  * A policy as loaded: the policy, the files it was read from in load order (none for the
- * built-in default), and the sha256 (hex) of those files' bytes in that order (of the built-in
- * default's text when there are none), which /readyz and `check` show so a user can compare.
+ * built-in default), the sha256 (hex) of those files' bytes in that order (of the built-in
+ * default's text when there are none), which /readyz and `check` show so a user can compare, and
+ * what DROP_TALON_UNSUPPORTED=skip left out of it (to be logged at warn).
  */
 export interface LoadedPolicy {
   readonly policy: Policy;
   readonly files: readonly string[];
   readonly sha256: string;
+  readonly skipped: readonly PolicyProblem[];
 }
 
-/** Reads the policy file, or the built-in default when no path is given. */
-export async function loadPolicyFiles(path: string | undefined): Promise<LoadedPolicy> {
-  if (path === undefined) {
-    return { policy: parsePolicy(defaultPolicyYaml, 'built-in default'), files: [], sha256: createHash('sha256').update(defaultPolicyYaml).digest('hex') };
-  }
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    throw new PolicyError(path, [{ path: '', line: undefined, column: undefined, message: `cannot read: ${(error as Error).message}` }]);
-  }
-  return { policy: parsePolicy(bytes.toString('utf8'), path), files: [path], sha256: createHash('sha256').update(bytes).digest('hex') };
+function unreadable(origin: string, file: string, message: string): PolicyError {
+  return new PolicyError(origin, [{ path: '', line: undefined, column: undefined, message, ...(file === origin ? {} : { file }) }]);
 }
 
-/** Reads the policy file, or the built-in default when no path is given. */
-export async function loadPolicy(path: string | undefined): Promise<Policy> {
-  return (await loadPolicyFiles(path)).policy;
+const policyFileName = /\.ya?ml$/;
+
+/**
+ * The files a policy setting names, in load order: a comma-separated list of files or
+ * directories; a directory stands for its .yaml and .yml files in name order (hidden ones left
+ * out, such as the `..data` of a mounted ConfigMap; symbolic links followed).
+ */
+export async function policyFiles(spec: string): Promise<string[]> {
+  const entries = spec.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (entries.length === 0) throw unreadable(spec, spec, 'names no file');
+  const read = async <T>(path: string, how: (path: string) => Promise<T>): Promise<T> => {
+    try {
+      return await how(path);
+    } catch (error) {
+      throw unreadable(spec, path, `cannot read: ${(error as Error).message}`);
+    }
+  };
+  const files: string[] = [];
+  for (const entry of entries) {
+    if (!(await read(entry, stat)).isDirectory()) {
+      files.push(entry);
+      continue;
+    }
+    const names = (await read(entry, (path) => readdir(path))).filter((n) => policyFileName.test(n) && !n.startsWith('.')).sort();
+    const found: string[] = [];
+    for (const n of names) if ((await read(join(entry, n), stat)).isFile()) found.push(join(entry, n));
+    if (found.length === 0) throw unreadable(spec, entry, 'the directory holds no .yaml or .yml file');
+    files.push(...found);
+  }
+  return files;
+}
+
+/**
+ * Reads the policy `spec` names (see policyFiles), or the built-in default when none is given.
+ * Throws PolicyError: a file that cannot be read, every problem in the policy, or a policy with
+ * no response rule.
+ */
+export async function loadPolicyFiles(spec: string | undefined, options: PolicyOptions = {}): Promise<LoadedPolicy> {
+  if (spec === undefined) {
+    return { policy: parsePolicy(defaultPolicyYaml, 'built-in default'), files: [], sha256: createHash('sha256').update(defaultPolicyYaml).digest('hex'), skipped: [] };
+  }
+  const files = await policyFiles(spec);
+  const hash = createHash('sha256');
+  const texts: { file: string; text: string }[] = [];
+  for (const file of files) {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(file);
+    } catch (error) {
+      throw unreadable(spec, file, `cannot read: ${(error as Error).message}`);
+    }
+    hash.update(bytes);
+    texts.push({ file, text: bytes.toString('utf8') });
+  }
+  const { policy, skipped } = parsePolicyFiles(texts, spec, options);
+  return { policy, files, sha256: hash.digest('hex'), skipped };
+}
+
+/** Reads the policy `spec` names, or the built-in default when none is given. */
+export async function loadPolicy(spec: string | undefined, options: PolicyOptions = {}): Promise<Policy> {
+  return (await loadPolicyFiles(spec, options)).policy;
 }
 
 /** How each response rule fared for one alert, in evaluation order. */

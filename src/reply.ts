@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
 import { CloudEvent, HTTP } from 'cloudevents';
+import { captured } from './actions/action.ts';
 import { clipStrings, clipText } from './clip.ts';
 import type { FalcoAlert } from './falco.ts';
 import type { EventContext } from './incoming.ts';
 import { stringifyJson } from './json.ts';
 import type { ActResponse } from './responder.ts';
+import type { PodCapture } from './state/evidence.ts';
 import { childTraceparent, type TraceContext } from './trace.ts';
 
 /**
@@ -19,15 +21,24 @@ export interface Reply {
 }
 
 /**
+ * Where the reply's data holds what `capture` collected: a symbol key, so that the copies made
+ * of the data for a failed response's error body and its log line (Object.entries, JSON) leave
+ * the logs out; only buildReply writes them, as `captures`.
+ */
+const replyCaptures: unique symbol = Symbol('captures');
+
+/**
  * The record a reply carries: what was done to which pod, because of which alert, and how it
  * ended. Text from the alert and its sender (and reasons that quote it) is clipped to
  * `maxEchoedChars` and marked, so a hostile alert cannot make the reply, or the answer
- * remembered for its redeliveries, large.
+ * remembered for its redeliveries, large. What `capture` collected goes with it, bounded by the
+ * capture itself (src/actions/capture.ts), for the reply event alone.
  */
 export function buildReplyData(response: ActResponse, alert: FalcoAlert, context: EventContext | undefined): Record<string, unknown> {
   const evtTime = alert.outputFields['evt.time'];
   const text = (value: string | undefined): string | null => (value === undefined ? null : clipText(value));
-  return {
+  const captures = response.outcomes.flatMap((o) => (o[captured] ? [o[captured]] : []));
+  const data: Record<string, unknown> & { [replyCaptures]?: PodCapture[] } = {
     result: response.result,
     dryRun: response.dryRun,
     reason: clipText(response.reason),
@@ -45,6 +56,8 @@ export function buildReplyData(response: ActResponse, alert: FalcoAlert, context
       cloudEvent: context ? { id: clipText(context.id), source: clipText(context.source), type: clipText(context.type) } : null,
     },
   };
+  if (captures.length > 0) data[replyCaptures] = captures;
+  return data;
 }
 
 /**
@@ -85,5 +98,6 @@ export function buildReply(data: Record<string, unknown>, source: string, subjec
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(message.headers)) headers[name.toLowerCase()] = String(value);
   if (headers['ce-tracestate'] !== undefined) headers['ce-tracestate'] = encodeTracestate(headers['ce-tracestate']);
-  return { headers, body: stringifyJson(data) };
+  const captures = (data as { [replyCaptures]?: PodCapture[] })[replyCaptures];
+  return { headers, body: stringifyJson(captures ? { ...data, captures } : data) };
 }

@@ -13,6 +13,7 @@ import type { Background } from './background.ts';
 import { clipText } from './clip.ts';
 import type { BudgetAnswer } from './state/budget.ts';
 import type { ClaimedPod, EventRef } from './state/claims.ts';
+import type { EvidenceStore } from './state/evidence.ts';
 
 export interface ResponderOptions {
   readonly policy: Policy;
@@ -29,6 +30,8 @@ export interface ResponderOptions {
    * cluster's API when acting (shared by every replica), in memory under the global dry-run.
    */
   readonly safety: SafetyState;
+  /** Where `capture` keeps what it collected (Secrets in drop's namespace); none: only the reply carries it. */
+  readonly evidence?: EvidenceStore;
   /**
    * Where what follows the answer runs: the outcome records on the claims and the Events. The
    * app's close waits for it.
@@ -397,8 +400,10 @@ async function release(won: readonly Extract<RuleClaim, { state: 'won' }>[]): Pr
 
 /** Runs one response rule's actions in order; an Event for each outcome is left after the answer. */
 async function runRule(options: ResponderOptions, rule: ResponseRule, about: About, outcomes: ActionOutcome[]): Promise<void> {
-  const { target, pod, alert } = about;
+  const { target, pod, alert, event } = about;
   const context = {
+    event,
+    evidence: options.evidence,
     kube: options.kube,
     target,
     pod,

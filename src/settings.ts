@@ -6,9 +6,17 @@ export interface Settings {
   readonly host: string;
   /** DROP_DRY_RUN: true forces dry-run; false or unset acts when a cluster is configured. */
   readonly dryRun: boolean;
+  /** DROP_POLICY: a file, a comma-separated list of files, or a directory (policy.ts `policyFiles`). */
   readonly policyPath: string | undefined;
+  /** DROP_TALON_UNSUPPORTED: a Talon action drop cannot run is an error (default) or is skipped and logged. */
+  readonly talonUnsupported: 'error' | 'skip';
   readonly logLevel: string;
   readonly gracePeriodSeconds: number;
+  /**
+   * DROP_POLICY_CHECK_SECONDS: how often the policy files are read again and compared, beside
+   * watching their directories (src/policy-watch.ts), since a symlink swap can go unnoticed.
+   */
+  readonly policyCheckSeconds: number;
   readonly apiTimeoutMs: number;
   readonly retryAfterSeconds: number;
   readonly redeliveryMax: number;
@@ -63,6 +71,8 @@ export function parseSettings(env: Readonly<Record<string, string | undefined>>)
     if (!['false', '0', 'no'].includes(raw)) problems.push(`${name}=${env[name]}: must be true or false`);
     return false;
   };
+  const talonUnsupported = env.DROP_TALON_UNSUPPORTED?.toLowerCase() || 'error';
+  if (talonUnsupported !== 'error' && talonUnsupported !== 'skip') problems.push(`DROP_TALON_UNSUPPORTED=${env.DROP_TALON_UNSUPPORTED}: must be error or skip`);
   const logLevel = env.LOG_LEVEL?.toLowerCase() || 'info';
   if (!logLevels.includes(logLevel)) problems.push(`LOG_LEVEL=${env.LOG_LEVEL}: must be one of ${logLevels.join(', ')}`);
   const settings: Settings = {
@@ -70,8 +80,10 @@ export function parseSettings(env: Readonly<Record<string, string | undefined>>)
     host: env.DROP_HOST || '0.0.0.0',
     dryRun: flag('DROP_DRY_RUN'),
     policyPath: env.DROP_POLICY || undefined,
+    talonUnsupported: talonUnsupported === 'skip' ? 'skip' : 'error',
     logLevel,
     gracePeriodSeconds: integer('DROP_GRACE_PERIOD_SECONDS', 1, 0, 3600),
+    policyCheckSeconds: integer('DROP_POLICY_CHECK_SECONDS', 10, 1, 3600),
     apiTimeoutMs: integer('DROP_API_TIMEOUT_MS', 5000, 100, 120_000),
     retryAfterSeconds: integer('DROP_RETRY_AFTER_SECONDS', 5, 1, 3600),
     redeliveryMax: integer('DROP_REDELIVERY_MAX', 10_000, 1, 10_000_000),

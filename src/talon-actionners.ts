@@ -7,7 +7,7 @@
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import { actionModules } from './actions/index.ts';
-import { ProblemList, describeSchemaError } from './policy-problems.ts';
+import { describeSchemaError, type ProblemSink } from './policy-problems.ts';
 
 export type Params = Record<string, unknown>;
 
@@ -20,6 +20,15 @@ export function segment(key: string | number): string {
   return String(key).replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
+/**
+ * Where problems go while one action is converted: `add` for a mistake (always an error),
+ * `unsupported` for a Talon feature drop does not have, which DROP_TALON_UNSUPPORTED=skip turns
+ * into skipping the whole action.
+ */
+export interface ActionSink extends ProblemSink {
+  unsupported(path: string, message: string): void;
+}
+
 interface Actionner {
   readonly action: string;
   /**
@@ -28,7 +37,7 @@ interface Actionner {
    */
   readonly continues: boolean;
   /** Talon's parameters as drop's; problems are added where each Talon parameter is written. */
-  map(parameters: MergedParameters, problems: ProblemList): Mapped;
+  map(parameters: MergedParameters, problems: ActionSink): Mapped;
 }
 
 interface Mapped {
@@ -36,6 +45,88 @@ interface Mapped {
   readonly parameters: Params | undefined;
   /** Where a JSON pointer into drop's parameters came from in the Talon file. */
   locate(pointer: string): string;
+}
+
+/** One parameter and where it, and each of its entries (list index, map key), is written. */
+interface Placed {
+  readonly value: unknown;
+  readonly at: string;
+  readonly entries: ReadonlyMap<string | number, string>;
+}
+
+/** An action's parameters, each with its place; `at` is where the `parameters` map is (or would be). */
+export interface PlacedParameters {
+  readonly at: string;
+  readonly placed: ReadonlyMap<string, Placed>;
+}
+
+/** A `parameters` map as written at `at`. */
+export function placeParameters(parameters: Params, at: string): PlacedParameters {
+  const placed = new Map<string, Placed>();
+  for (const [key, value] of Object.entries(parameters)) {
+    const keyAt = `${at}/${segment(key)}`;
+    const entries = new Map<string | number, string>();
+    if (Array.isArray(value)) value.forEach((_, i) => entries.set(i, `${keyAt}/${i}`));
+    else if (isRecord(value)) for (const entry of Object.keys(value)) entries.set(entry, `${keyAt}/${segment(entry)}`);
+    placed.set(key, { value, at: keyAt, entries });
+  }
+  return { at, placed };
+}
+
+function kind(value: unknown): string {
+  return Array.isArray(value) ? 'list' : isRecord(value) ? 'map' : typeof value;
+}
+
+const isGiven = (p: Placed | undefined): p is Placed => p !== undefined && p.value !== null && p.value !== undefined;
+
+/**
+ * Talon's merge of one `parameters` map into another (rules.go): a null value merged in is
+ * skipped; a value of another kind than the one it meets is ignored by Talon (drop reports it,
+ * `mismatch` saying where); lists are joined, the earlier-written list first; maps are merged,
+ * the merged-in entries winning a shared key; a scalar merged in wins only when `scalarsWin`.
+ */
+function mergePlaced(
+  target: PlacedParameters,
+  incoming: PlacedParameters,
+  options: { readonly scalarsWin: boolean; readonly incomingListFirst: boolean; mismatch(key: string, mine: Placed, theirs: Placed): void },
+): PlacedParameters {
+  const placed = new Map(target.placed);
+  for (const [key, theirs] of incoming.placed) {
+    if (!isGiven(theirs)) continue;
+    const mine = target.placed.get(key);
+    if (!isGiven(mine)) {
+      placed.set(key, theirs);
+      continue;
+    }
+    if (kind(mine.value) !== kind(theirs.value)) {
+      options.mismatch(key, mine, theirs);
+      continue;
+    }
+    if (Array.isArray(theirs.value)) {
+      const [first, second] = options.incomingListFirst ? [theirs, mine] : [mine, theirs];
+      const a = first.value as unknown[];
+      const entries = new Map<string | number, string>();
+      a.forEach((_, i) => entries.set(i, first.entries.get(i)!));
+      (second.value as unknown[]).forEach((_, i) => entries.set(a.length + i, second.entries.get(i)!));
+      placed.set(key, { value: [...a, ...(second.value as unknown[])], at: mine.at, entries });
+    } else if (isRecord(theirs.value)) {
+      placed.set(key, { value: { ...(mine.value as Params), ...theirs.value }, at: mine.at, entries: new Map([...mine.entries, ...theirs.entries]) });
+    } else if (options.scalarsWin) placed.set(key, theirs);
+  }
+  return { at: target.at, placed };
+}
+
+/**
+ * A later `- action:` block of the same name merged into an earlier one (rules.go
+ * `extractActionsRules`): its scalars win, its lists are appended, its map entries win.
+ */
+export function overrideParameters(earlier: PlacedParameters, later: PlacedParameters, problems: ProblemSink): PlacedParameters {
+  return mergePlaced(earlier, later, {
+    scalarsWin: true,
+    incomingListFirst: false,
+    mismatch: (key, mine, theirs) =>
+      problems.add(theirs.at, `is a ${kind(theirs.value)} here but a ${kind(mine.value)} in the earlier block of this action: Talon would ignore this value`),
+  });
 }
 
 /**
@@ -52,56 +143,42 @@ interface MergedParameters {
   locate(key: string, entry?: string | number): string;
 }
 
-function kind(value: unknown): string {
-  return Array.isArray(value) ? 'list' : isRecord(value) ? 'map' : typeof value;
-}
-
-export function mergeParameters(
-  actionner: string,
-  step: { readonly parameters: Params; readonly at: string },
-  block: { readonly parameters: Params; readonly at: string },
-  problems: ProblemList,
-): MergedParameters {
-  const own = step.parameters;
-  const inherited = block.parameters;
-  const values: Params = { ...own };
-  for (const [key, value] of Object.entries(inherited)) {
-    const mine = own[key];
-    if (value === null) continue;
-    if (mine !== undefined && mine !== null && kind(mine) !== kind(value)) {
-      problems.add(`${step.at}/${segment(key)}`, `is a ${kind(mine)} here but a ${kind(value)} in the action block: Talon would ignore the block's value`);
-      continue;
-    }
-    if (Array.isArray(value)) values[key] = [...value, ...((mine as unknown[] | null | undefined) ?? [])];
-    else if (isRecord(value)) values[key] = { ...((mine as Params | null | undefined) ?? {}), ...value };
-    else if (mine === undefined || mine === null) values[key] = value;
-  }
-  const has = (parameters: Params, key: string): boolean => parameters[key] !== undefined && parameters[key] !== null;
+export function mergeParameters(actionner: string, step: PlacedParameters, block: PlacedParameters, problems: ProblemSink): MergedParameters {
+  const merged = mergePlaced(step, block, {
+    scalarsWin: false,
+    incomingListFirst: true,
+    mismatch: (key, mine, theirs) => problems.add(mine.at, `is a ${kind(mine.value)} here but a ${kind(theirs.value)} in the action block: Talon would ignore the block's value`),
+  });
+  const values: Params = {};
+  for (const [key, p] of merged.placed) values[key] = p.value;
   const locate = (key: string, entry?: string | number): string => {
-    const fromStep = `${step.at}/${segment(key)}`;
-    const fromBlock = `${block.at}/${segment(key)}`;
-    const base = has(own, key) || !has(inherited, key) ? fromStep : fromBlock;
-    if (entry === undefined) return base;
-    const theirs = inherited[key];
-    if (typeof entry === 'number' && Array.isArray(theirs)) {
-      return entry < theirs.length ? `${fromBlock}/${entry}` : `${fromStep}/${entry - theirs.length}`;
-    }
-    if (isRecord(theirs) && typeof entry === 'string' && entry in theirs) return `${fromBlock}/${segment(entry)}`;
-    // Not the block's: entries are only read from a merged list or map, so the step has one.
-    return `${fromStep}/${segment(entry)}`;
+    const p = merged.placed.get(key);
+    if (entry === undefined) return p?.at ?? `${step.at}/${segment(key)}`;
+    // Entries are only read from a merged list or map, which has each one's place.
+    return p!.entries.get(entry)!;
   };
   return { actionner, values, locate };
 }
 
-/** Reports parameters the actionner does not take; `unsupported` ones with why. */
-function checkParameterNames(parameters: MergedParameters, known: readonly string[], unsupported: Readonly<Record<string, string>>, problems: ProblemList): void {
+/**
+ * Reports parameters the actionner does not take, `unsupported` ones with why: the action is
+ * unsupported (skippable). A `safety` one is a limit the action would run without: always an error.
+ */
+function checkParameterNames(
+  parameters: MergedParameters,
+  known: readonly string[],
+  unsupported: Readonly<Record<string, string>>,
+  problems: ActionSink,
+  safety: Readonly<Record<string, string>> = {},
+): void {
   for (const key of Object.keys(parameters.values)) {
-    if (key in unsupported) problems.add(parameters.locate(key), `${key} is not supported: ${unsupported[key]}`);
-    else if (!known.includes(key)) problems.add(parameters.locate(key), `unknown parameter "${key}" for ${parameters.actionner} (known: ${known.join(', ')})`);
+    if (key in safety) problems.add(parameters.locate(key), `${key} is not supported: ${safety[key]}; a limit is never skipped, so this is an error even with DROP_TALON_UNSUPPORTED=skip`);
+    else if (key in unsupported) problems.unsupported(parameters.locate(key), `${key} is not supported: ${unsupported[key]}`);
+    else if (!known.includes(key)) problems.unsupported(parameters.locate(key), `unknown parameter "${key}" for ${parameters.actionner} (known: ${known.join(', ')})`);
   }
 }
 
-function boolean(parameters: MergedParameters, key: string, problems: ProblemList): boolean {
+function boolean(parameters: MergedParameters, key: string, problems: ProblemSink): boolean {
   const value = parameters.values[key];
   if (value === undefined || value === null) return false;
   if (typeof value === 'boolean') return value;
@@ -121,9 +198,9 @@ const terminate: Actionner = {
   continues: false,
   map(parameters, problems) {
     const grace = 'grace_period_seconds';
-    checkParameterNames(parameters, [grace, 'ignore_daemonsets', 'ignore_statefulsets', 'ignore_standalone_pods'], {
+    checkParameterNames(parameters, [grace, 'ignore_daemonsets', 'ignore_statefulsets', 'ignore_standalone_pods'], {}, problems, {
       min_healthy_replicas: "drop's delete does not count a ReplicaSet's healthy replicas (its guard rails are the cooldown and the destructive budget)",
-    }, problems);
+    });
     const skipOwnerKinds = [
       ...(boolean(parameters, 'ignore_daemonsets', problems) ? ['DaemonSet'] : []),
       ...(boolean(parameters, 'ignore_statefulsets', problems) ? ['StatefulSet'] : []),
@@ -152,7 +229,7 @@ function metadataActionner(action: 'label' | 'annotate', talonKey: 'labels' | 'a
     map(parameters, problems) {
       checkParameterNames(parameters, [talonKey, 'level'], {}, problems);
       const level = parameters.values.level;
-      if (level !== undefined && level !== null && level !== 'pod') problems.add(parameters.locate('level'), `level ${JSON.stringify(level)} is not supported: drop acts on the pod only (level: pod)`);
+      if (level !== undefined && level !== null && level !== 'pod') problems.unsupported(parameters.locate('level'), `level ${JSON.stringify(level)} is not supported: drop acts on the pod only (level: pod)`);
       const given = parameters.values[talonKey];
       const entries: Record<string, string | null> = {};
       if (!isRecord(given)) problems.add(parameters.locate(talonKey), `${talonKey} is required: a map of keys to string values`);
@@ -218,7 +295,7 @@ const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
 const validators = new Map<string, ValidateFunction>();
 
 /** Checks the parameters against the drop action's own schema, placing problems in the Talon file. */
-export function checkDropParameters(action: string, mapped: Mapped, problems: ProblemList): void {
+export function checkDropParameters(action: string, mapped: Mapped, problems: ProblemSink): void {
   let validate = validators.get(action);
   if (!validate) {
     validate = ajv.compile(actionModules.get(action)!.parameters);
@@ -232,3 +309,30 @@ export function checkDropParameters(action: string, mapped: Mapped, problems: Pr
     problems.add(mapped.locate(error.propertyName === undefined ? path : `${path}/${segment(error.propertyName)}`), `${name}${message} (as drop's ${action})`);
   }
 }
+
+/**
+ * Every actionner Talon has at commit 19d3add6 (actionners/<category>/<name>/<name>.go) and its
+ * own `Continue`: whether a rule's chain goes on after it when the action does not say. drop
+ * needs it for the ones it skips too: a skipped action that would have ended the chain still
+ * ends it, so skipping never runs an action Talon would not have run. An actionner not in this
+ * list is taken to end the chain.
+ */
+export const talonContinues: ReadonlyMap<string, boolean> = new Map([
+  ['kubernetes:terminate', false],
+  ['kubernetes:delete', false],
+  ['kubernetes:tcpdump', false],
+  ['kubernetes:sysdig', false],
+  ['kubernetes:label', true],
+  ['kubernetes:annotation', true],
+  ['kubernetes:networkpolicy', true],
+  ['kubernetes:cordon', true],
+  ['kubernetes:drain', true],
+  ['kubernetes:exec', true],
+  ['kubernetes:script', true],
+  ['kubernetes:log', true],
+  ['kubernetes:download', true],
+  ['cilium:networkpolicy', true],
+  ['calico:networkpolicy', true],
+  ['aws:lambda', true],
+  ['gcp:function', true],
+]);

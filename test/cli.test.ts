@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,11 +104,38 @@ t.test('a drop-format policy: every rule not matching says why, and a single rul
   t.match(stdout, 'decision: skip: no response rule matches rule "Terminal shell in container" at priority Notice');
 });
 
-t.test('a policy without rules matches nothing', async (t) => {
-  const { code, stdout } = await run('check', '--policy', file('empty.yaml', '[]\n'), samples[0]!);
+t.test('a policy without rules is refused, and says why', async (t) => {
+  const { code, stderr } = await run('check', '--policy', file('empty.yaml', '[]\n'), samples[0]!);
+  t.equal(code, 1);
+  t.match(stderr, /empty\.yaml \/: no response rule: the file holds 0 "- action:" blocks and no "- rule:" block/);
+});
+
+t.test("prints the policy's sha256, the sha256sum of its files in load order, as /readyz shows it", async (t) => {
+  const policy = readFileSync(talonRules);
+  const sha256 = createHash('sha256').update(policy).digest('hex');
+  const { stdout } = await run('check', '--policy', talonRules);
+  t.match(stdout, `\n  sha256: ${sha256}\n`);
+  t.notMatch(stdout, 'files, in load order', 'one file: its name is the policy');
+  const json = JSON.parse((await run('check', '--policy', talonRules, '--json')).stdout) as { policy: { sha256: string; files: string[]; skipped: unknown[] } };
+  t.equal(json.policy.sha256, sha256);
+  t.same(json.policy.files, [talonRules]);
+  t.same(json.policy.skipped, []);
+});
+
+t.test("Talon's chart files: refused by default, loaded with --talon-unsupported skip, which lists what it left out", async (t) => {
+  const chart = join(root, 'test/fixtures/talon/chart');
+  const refused = await run('check', '--policy', chart);
+  t.equal(refused.code, 1);
+  t.match(refused.stderr, /invalid policy .*chart \(21 problems\):\n  .*chart\/rules\.yaml:12:5 \/1\/parameters\/allow: unknown parameter "allow"/);
+  const both = `${join(chart, 'rules.yaml')},${join(chart, 'rules_override.yaml')}`;
+  const { code, stdout } = await run('check', '--policy', both, '--talon-unsupported', 'skip', samples[0]!);
   t.equal(code, 0);
-  t.match(stdout, /valid, 0 response rules\n/);
-  t.match(stdout, '(the policy has none)');
+  t.match(stdout, `policy ${both}: valid, 1 response rule: Shell in a pod\n  files, in load order: ${join(chart, 'rules.yaml')}, ${join(chart, 'rules_override.yaml')}\n  sha256: `);
+  t.match(stdout, /\n  skipped \(--talon-unsupported skip\), 20:\n    .*chart\/rules\.yaml:64:7 \/7\/actions\/0: rule "Egress to an odd place": action "Cilium egress policy" skipped: /);
+  t.match(stdout, /2\. Shell in a pod: delete: would delete pod default\/mysql-db-7d59548d75-g9msc \(grace 3s;/, "the override's grace period");
+  const json = JSON.parse((await run('check', '--policy', both, '--talon-unsupported', 'skip', '--json')).stdout) as { policy: { skipped: { file: string; line: number }[] } };
+  t.equal(json.policy.skipped.length, 20);
+  t.match(json.policy.skipped[0], { file: join(chart, 'rules.yaml'), line: 64 });
 });
 
 t.test('a policy alone is validated, with no alert to check', async (t) => {
@@ -176,7 +204,8 @@ interface UsageCase {
 const usageCases: UsageCase[] = [
   { name: 'no command', argv: [], message: /no command given/ },
   { name: 'an unknown command', argv: ['validate', '--policy', 'x'], message: /unknown command "validate"/ },
-  { name: 'check without --policy', argv: ['check', 'alert.json'], message: /check needs --policy FILE/ },
+  { name: 'check without --policy', argv: ['check', 'alert.json'], message: /check needs --policy FILES/ },
+  { name: 'a --talon-unsupported that is neither error nor skip', argv: ['check', '--policy', 'x', '--talon-unsupported', 'ignore'], message: /--talon-unsupported "ignore": error or skip/ },
   { name: 'an unknown option', argv: ['check', '--policy', 'x', '--verbose'], message: /Unknown option '--verbose'/ },
   { name: '--policy without its value', argv: ['check', '--policy'], message: /--policy/ },
   { name: 'a namespace that is not a namespace name', argv: ['check', '--policy', 'x', '--namespace', 'Prod_1'], message: /--namespace "Prod_1" is not a namespace name/ },
@@ -188,7 +217,7 @@ for (const c of usageCases) {
     t.equal(code, 2);
     t.equal(stdout, '');
     t.match(stderr, c.message);
-    t.match(stderr, /\n\nUsage: falco-drop check --policy FILE/);
+    t.match(stderr, /\n\nUsage: falco-drop check --policy FILES/);
   });
 }
 

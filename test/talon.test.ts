@@ -1,12 +1,16 @@
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { LineCounter, parseDocument } from 'yaml';
 import { parseFalcoAlert, type FalcoAlert } from '../src/falco.ts';
 import { parseJson } from '../src/json.ts';
-import { PolicyError, parsePolicy, selectRules, type Policy } from '../src/policy.ts';
+import { PolicyError, loadPolicyFiles, parsePolicy, parsePolicyFiles, selectRules, type Policy } from '../src/policy.ts';
 import { selectTarget } from '../src/target.ts';
 import { convertTalonRules } from '../src/talon.ts';
+import { createFakeAndApp } from './helpers/app.ts';
+import { makePod } from './helpers/fake-kube.ts';
 import { falcoPayload, type PayloadOptions } from './helpers/falco.ts';
+import { loadRequestFixture, sendRaw } from './helpers/http.ts';
 
 const fixture = (name: string): string => readFileSync(new URL(`fixtures/talon/${name}`, import.meta.url), 'utf8');
 
@@ -412,8 +416,9 @@ t.test('parameters map onto the drop actions', async (t) => {
   ]);
 });
 
-t.test('an empty Talon file is a policy without rules', async (t) => {
-  t.same(parsePolicy('[]\n', 'talon.yaml').rules, []);
+t.test('an empty Talon file, or one of action blocks only, is refused: drop would act on nothing', async (t) => {
+  t.throws(() => parsePolicy('[]\n', 'talon.yaml'), { message: /no response rule: the file holds 0 "- action:" blocks and no "- rule:" block/ });
+  t.throws(() => parsePolicy(terminate, 'talon.yaml'), { message: /no response rule: the file holds 1 "- action:" block and no "- rule:" block \(a file of overrides needs the rules file it overrides, listed before it\)/ });
 });
 
 interface ErrorCase {
@@ -453,11 +458,6 @@ const errorCases: ErrorCase[] = [
     name: 'names that are missing or empty',
     yaml: `- action: ""\n- rule: "  "\n  actions: [{action: 5}]\n`,
     problems: [/^1:3 action must be a non-empty name/, /^2:3 rule must be a non-empty name/, /^3:14 action must be a non-empty name/],
-  },
-  {
-    name: 'blocks defined twice',
-    yaml: `${terminate}${terminate}- rule: r\n  actions: [{action: Terminate}]\n- rule: r\n  actions: [{action: Terminate}]\n`,
-    problems: [/^3:3 action "Terminate" is defined twice \(also \/0\/action\)/, /^7:3 rule "r" is defined twice \(also \/2\/rule\)/],
   },
   {
     name: 'rules without actions',
@@ -619,4 +619,285 @@ t.test('problems are reported all at once, as a PolicyError naming the file', as
 
 t.test("drop's own format, a mapping, is not read as Talon's", async (t) => {
   t.equal(parsePolicy('rules:\n  - name: a\n    match: {}\n    actions: [{action: delete}]\n', 'drop.yaml').rules[0]!.name, 'a');
+});
+
+// --- Several files, merged as Talon merges them (rules.go `extractActionsRules`) ---
+
+const chart = new URL('fixtures/talon/chart/', import.meta.url).pathname;
+
+function filesOf(texts: Record<string, string>, talonUnsupported: 'error' | 'skip' = 'error'): ReturnType<typeof parsePolicyFiles> {
+  return parsePolicyFiles(Object.entries(texts).map(([file, text]) => ({ file, text })), Object.keys(texts).join(','), { talonUnsupported });
+}
+
+function filesProblems(texts: Record<string, string>, talonUnsupported: 'error' | 'skip' = 'error'): string[] {
+  try {
+    filesOf(texts, talonUnsupported);
+  } catch (error) {
+    if (error instanceof PolicyError) return error.problems.map((p) => `${p.file ?? '-'}:${p.line}:${p.column} ${p.message}`);
+    throw error;
+  }
+  return [];
+}
+
+t.test("the chart's rules.yaml and rules_override.yaml: every actionner and field drop cannot run is named with its file and line", async (t) => {
+  const error = await loadPolicyFiles(chart).then(
+    () => undefined,
+    (e: unknown) => e as PolicyError,
+  );
+  t.ok(error instanceof PolicyError);
+  const at = (line: number, column: number): string => `${chart}rules.yaml:${line}:${column}`;
+  t.same(
+    error!.problems.map((p) => `${p.file}:${p.line}:${p.column} ${p.message.split(':')[0]}`),
+    [
+      `${at(12, 5)} unknown parameter "allow" for kubernetes`,
+      `${at(16, 3)} actionner "cilium`,
+      `${at(29, 3)} actionner "aws`,
+      `${at(30, 3)} additional_contexts is not supported`,
+      `${at(38, 3)} actionner "gcp`,
+      `${at(39, 3)} additional_contexts is not supported`,
+      `${at(74, 9)} actionner "kubernetes`,
+      `${at(85, 9)} allow_namespaces is not supported`,
+      `${at(88, 7)} actionner "calico`,
+      `${at(102, 7)} actionner "kubernetes`,
+      `${at(104, 7)} actionner "kubernetes`,
+      `${at(117, 7)} actionner "kubernetes`,
+      `${at(118, 7)} additional_contexts is not supported`,
+      `${at(124, 7)} actionner "kubernetes`,
+      `${at(127, 7)} output is not supported`,
+      `${at(133, 7)} actionner "kubernetes`,
+      `${at(136, 7)} output is not supported`,
+      `${at(148, 7)} actionner "kubernetes`,
+      `${at(152, 7)} output is not supported`,
+      `${at(163, 7)} actionner "kubernetes`,
+      `${at(168, 7)} output is not supported`,
+    ],
+  );
+  t.match(error!.message, new RegExp(`^invalid policy ${chart} \\(21 problems\\):\\n  ${chart}rules\\.yaml:12:5 /1/parameters/allow: unknown parameter`));
+  for (const actionner of ['cilium:networkpolicy', 'aws:lambda', 'gcp:function', 'kubernetes:delete', 'calico:networkpolicy', 'kubernetes:cordon', 'kubernetes:drain', 'kubernetes:exec', 'kubernetes:log', 'kubernetes:download', 'kubernetes:tcpdump', 'kubernetes:sysdig']) {
+    t.ok(error!.problems.some((p) => p.message.startsWith(`actionner "${actionner}" is not supported`)), actionner);
+  }
+});
+
+t.test('with DROP_TALON_UNSUPPORTED=skip the chart loads: the override applies, and every skipped action and dropped rule is listed', async (t) => {
+  const loaded = await loadPolicyFiles(chart, { talonUnsupported: 'skip' });
+  t.same(loaded.files, [`${chart}rules.yaml`, `${chart}rules_override.yaml`], 'rules.yaml, then the override, in name order');
+  t.same(loaded.policy.rules.map((r) => r.name), ['Shell in a pod']);
+  const [rule] = loaded.policy.rules;
+  t.same(
+    rule!.actions.map((a) => [a.action, a.parameters]),
+    [
+      ['label', { labels: { 'falco-drop/flagged': 'true' } }],
+      // rules_override.yaml: grace period replaced, the two ignore_* added, ignore_standalone_pods kept.
+      ['delete', { gracePeriodSeconds: 3, skipOwnerKinds: ['DaemonSet', 'StatefulSet'], skipStandalone: true }],
+    ],
+  );
+  const notes = loaded.skipped.map((p) => `${p.line} ${p.message}`);
+  t.equal(notes.filter((n) => / dropped: none of its actions is left to run$/.test(n)).length, 7, 'the seven rules left without an action');
+  t.match(notes, [
+    /^64 rule "Egress to an odd place": action "Cilium egress policy" skipped: actionner "cilium:networkpolicy" is not supported .*\(.*rules\.yaml:16:3\)$/,
+    /^57 rule "Egress to an odd place" dropped/,
+    /^73 rule "Namespace to remove": action "Remove it" skipped: actionner "kubernetes:delete"/,
+    /^66 rule "Namespace to remove" dropped/,
+    /^81 rule "Egress with Calico": action "Cut egress" skipped: allow_namespaces is not supported.*rules\.yaml:85:9\); unknown parameter "allow" .*rules\.yaml:12:5\)$/,
+    /^87 rule "Egress with Calico": action "Calico egress policy" skipped/,
+    /^76 rule "Egress with Calico" dropped/,
+    /^101 rule "Node to empty": action "Cordon it" skipped/,
+    /^103 rule "Node to empty": action "Drain it" skipped/,
+    /^96 rule "Node to empty" dropped/,
+    /^116 rule "Evidence": action "Who am I" skipped: .*; additional_contexts is not supported/,
+    /^123 rule "Evidence": action "Logs" skipped: .*; output is not supported/,
+    /^132 rule "Evidence": action "Binary" skipped/,
+    /^111 rule "Evidence" dropped/,
+    /^147 rule "Packets": action "Capture packets" skipped/,
+    /^142 rule "Packets" dropped/,
+    /^162 rule "Syscalls": action "Capture syscalls" skipped/,
+    /^157 rule "Syscalls" dropped/,
+    /^28 action "Call a Lambda" \(used by no rule\) skipped: actionner "aws:lambda" .*; additional_contexts is not supported/,
+    /^37 action "Call a Cloud Function" \(used by no rule\) skipped/,
+  ]);
+  t.equal(notes.length, 20);
+  t.ok(loaded.skipped.every((p) => p.file === `${chart}rules.yaml`), 'each names its file');
+  // The rule left acts as Talon's would.
+  t.same(applying(loaded.policy, alert({ rule: 'Terminal shell in container' })), ['Shell in a pod']);
+  t.same(applying(loaded.policy, alert({ rule: 'Terminal shell in container', fields: { 'k8s.ns.name': 'falco' } })), []);
+});
+
+t.test('a later action block of the same name overrides the first, in the same file or a later one', async (t) => {
+  const { policy } = filesOf({
+    'rules.yaml': `- action: Isolate
+  actionner: kubernetes:cordon
+  parameters: {allow_cidr: [10.0.0.0/8]}
+- action: Isolate
+  actionner: kubernetes:networkpolicy
+  parameters: {allow_cidr: [10.0.0.0/8]}
+- action: Mark
+  actionner: kubernetes:label
+  continue: false
+  parameters: {labels: {a: "1", b: "2"}}
+- rule: r
+  actions: [{action: Mark}, {action: Isolate}]
+`,
+    'override.yaml': `- action: Isolate
+  parameters: {allow_cidr: [192.168.0.0/16]}
+- action: Mark
+  continue: true
+  ignore_errors: true
+  parameters: {labels: {b: "3", c: "4"}}
+`,
+  });
+  t.same(
+    policy.rules[0]!.actions.map((a) => [a.action, a.parameters, a.continueOnError]),
+    [
+      // Labels merged (later entries win), ignore_errors added.
+      ['label', { labels: { a: '1', b: '3', c: '4' } }, true],
+      // continue: true from the override: the chain goes on. The actionner replaced within
+      // rules.yaml, the lists appended across the three blocks.
+      ['isolate', { allowEgress: [{ cidr: '10.0.0.0/8' }, { cidr: '10.0.0.0/8' }, { cidr: '192.168.0.0/16' }] }, false],
+    ],
+  );
+});
+
+t.test('a later rule of the same name appends its match lists and actions, and replaces priority and source', async (t) => {
+  const { policy } = filesOf({
+    'rules.yaml': `${terminate}- action: Mark
+  actionner: kubernetes:label
+  parameters: {labels: {a: "1"}}
+- rule: r
+  match: {rules: [A], priority: ">=Warning", source: syscall, tags: [x]}
+  actions: [{action: Mark}]
+`,
+    'override.yaml': `- rule: r
+  description: more
+  dry_run: true
+  continue: false
+  match: {rules: [B], priority: ">=Critical", source: k8s_audit, tags: [y], output_fields: [k8s.ns.name=prod]}
+  actions: [{action: Terminate}]
+`,
+  });
+  const [rule] = policy.rules;
+  t.same(rule!.actions.map((a) => a.action), ['label', 'delete']);
+  t.equal(rule!.dryRun, true);
+  t.equal(rule!.continue, false);
+  t.same(rule!.match.rules, ['A', 'B']);
+  t.same(rule!.match.source, ['k8s_audit']);
+  t.same(rule!.match.anyOf?.map((m) => m.tags?.allOf), [['x'], ['y']]);
+  t.same(applying(policy, alert({ rule: 'A', priority: 'Critical', source: 'k8s_audit', tags: ['y'], fields: { 'k8s.ns.name': 'prod' } })), ['r']);
+  t.same(applying(policy, alert({ rule: 'A', priority: 'Error', source: 'k8s_audit', tags: ['y'], fields: { 'k8s.ns.name': 'prod' } })), [], 'the override priority');
+});
+
+t.test('an override that would clear a priority or source is refused: Talon would widen the match', async (t) => {
+  const problems = filesProblems({
+    'rules.yaml': ruleWith('priority: ">=Critical"\nsource: syscall'),
+    'override.yaml': '- rule: r\n  match: {tags: [x]}\n',
+  });
+  t.match(problems, [
+    /^override\.yaml:1:3 this block overrides rule "r" without a priority: Talon would replace the priority ">=Critical" \(rules\.yaml:5:5\) with none, widening the match; repeat it here$/,
+    /^override\.yaml:1:3 this block overrides rule "r" without a source: Talon would replace the source "syscall" \(rules\.yaml:6:5\) with none/,
+  ]);
+  t.equal(problems.length, 2);
+});
+
+t.test('a parameter of another kind in an override is reported: Talon would ignore it', async (t) => {
+  t.match(
+    filesProblems({ 'rules.yaml': ruleWith('rules: [x]').replace('kubernetes:terminate\n', 'kubernetes:terminate\n  parameters: {grace_period_seconds: 5}\n'), 'override.yaml': '- action: Terminate\n  parameters: {grace_period_seconds: [1]}\n' }),
+    [/^override\.yaml:2:16 is a list here but a number in the earlier block of this action: Talon would ignore this value$/],
+  );
+});
+
+t.test('a file holding only overrides is refused, and says why', async (t) => {
+  t.throws(() => filesOf({ 'rules_override.yaml': '- action: Terminate\n  parameters: {grace_period_seconds: 2}\n' }), {
+    name: 'PolicyError',
+    message: /no response rule: the file holds 1 "- action:" block and no "- rule:" block \(a file of overrides needs the rules file it overrides, listed before it\)/,
+  });
+});
+
+t.test('skip leaves out whole actions only: a match condition or a limit drop cannot honour is still an error', async (t) => {
+  const problems = filesProblems(
+    {
+      'rules.yaml': `- action: t
+  actionner: kubernetes:terminate
+  parameters: {min_healthy_replicas: 2}
+- rule: r
+  match: {rules: ["Shell*"], output_fields: ["proc.cmdline=a=b"]}
+  actions: [{action: t}, {action: x, actionner: kubernetes:exec}]
+`,
+    },
+    'skip',
+  );
+  t.match(problems, [
+    /^-:3:16 min_healthy_replicas is not supported: .*a limit is never skipped/,
+    /^-:5:19 "Shell\*": Talon matches rule names exactly/,
+    /^-:5:46 "proc\.cmdline=a=b": Talon cannot read/,
+  ]);
+  t.equal(problems.length, 3, 'the exec action alone would have been skipped');
+});
+
+t.test('a skipped action that ends the chain still ends it: skipping never runs what Talon would not', async (t) => {
+  const base = (step: string): string => `- action: Mark
+  actionner: kubernetes:label
+  parameters: {labels: {a: "1"}}
+- rule: r
+  match: {rules: [x]}
+  actions:
+    - {action: Capture, actionner: kubernetes:tcpdump${step}}
+    - {action: Mark}
+- rule: s
+  match: {rules: [x]}
+  actions:
+    - {action: Lambda, actionner: aws:lambda}
+    - {action: Mark}
+- rule: u
+  match: {rules: [x]}
+  actions:
+    - {action: Unknown, actionner: "vendor:thing"}
+    - {action: Mark}
+`;
+  const stops = filesOf({ 'rules.yaml': base('') }, 'skip');
+  t.same(stops.policy.rules.map((r) => [r.name, r.actions.map((a) => a.action)]), [['s', ['label']]], 'tcpdump and an actionner Talon does not have end the chain; aws:lambda continues');
+  t.match(stops.skipped.map((p) => p.message), [/action "Capture" skipped/, /rule "r" dropped/, /action "Lambda" skipped/, /action "Unknown" skipped/, /rule "u" dropped/]);
+  const goesOn = filesOf({ 'rules.yaml': base(', continue: true') }, 'skip');
+  t.same(goesOn.policy.rules.map((r) => [r.name, r.actions.map((a) => a.action)]), [['r', ['label']], ['s', ['label']]]);
+});
+
+t.test('with skip, an action with a mistake is still an error, and a rule whose actions are all skipped leaves no policy', async (t) => {
+  const mistake = filesProblems({ 'rules.yaml': '- rule: r\n  actions: [{action: a, actionner: kubernetes:label, parameters: {level: node, labels: {a: 5, b: "1"}}}]\n' }, 'skip');
+  t.match(mistake, [/^-:2:89 the value of a must be a string/], 'level: node alone would be skipped; the mistake is reported, alone');
+  t.equal(mistake.length, 1);
+  t.throws(() => filesOf({ 'rules.yaml': '- rule: r\n  actions: [{action: a, actionner: kubernetes:cordon}]\n' }, 'skip'), {
+    message: /no response rule left: every rule's actions were skipped as unsupported \(DROP_TALON_UNSUPPORTED=skip\), so drop would act on nothing/,
+  });
+});
+
+t.test('a step naming its own supported actionner replaces an unsupported one in the block', async (t) => {
+  const { policy, skipped } = filesOf({ 'rules.yaml': '- action: a\n  actionner: kubernetes:cordon\n- rule: r\n  actions: [{action: a, actionner: kubernetes:label, parameters: {labels: {a: "1"}}}]\n' }, 'skip');
+  t.same(policy.rules[0]!.actions.map((a) => a.action), ['label']);
+  t.same(skipped, [], 'the block is used, so not listed as unused');
+});
+
+t.test("Falcosidekick's talon output, pointed at drop, is acted on unchanged: a Talon user changes one address", async (t) => {
+  // test/fixtures/falcosidekick-talon.http: the request Falcosidekick's `talon` output sends
+  // (outputs/talon.go posts the Falco payload with the shared client of outputs/client.go: JSON
+  // encoded with a trailing newline, its Content-Type and User-Agent), byte for byte.
+  const request = loadRequestFixture('falcosidekick-talon.http');
+  t.equal(request.headers['User-Agent'], 'Falcosidekick');
+  t.equal(request.headers['Content-Type'], 'application/json; charset=utf-8');
+  t.equal(Number(request.headers['Content-Length']), Buffer.byteLength(request.body));
+  const { fake, drop } = await createFakeAndApp(t, [makePod('default', 'web-5f7c9d8b6-q4w2p', 'uid-web', '4b1e8c7d2a90'), makePod('default', 'web-5f7c9d8b6-other', 'uid-other')], {
+    policyYaml: fixture('rules.yaml'),
+    now: new Date('2025-06-13T10:02:12Z'),
+  });
+  await drop.app.listen({ port: 0, host: '127.0.0.1' });
+  const response = await sendRaw((drop.app.server.address() as AddressInfo).port, request.bytes);
+  t.equal(response.status, 200, response.body);
+  t.match(JSON.parse(response.body), { result: 'done', target: { namespace: 'default', pod: 'web-5f7c9d8b6-q4w2p' } });
+  const state = new Set(fake.stateRequests);
+  t.same(
+    fake
+      .mutations()
+      .filter((r) => !state.has(r) && !r.path.startsWith('/apis/events.k8s.io/'))
+      .map((r) => `${r.method} ${r.path}`),
+    ['PATCH /api/v1/namespaces/default/pods/web-5f7c9d8b6-q4w2p', 'DELETE /api/v1/namespaces/default/pods/web-5f7c9d8b6-q4w2p'],
+    'the fixture policy: label, then terminate, that pod only',
+  );
+  t.same([...fake.pods.keys()], ['default/web-5f7c9d8b6-other']);
 });

@@ -1,8 +1,18 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { FalcoAlert } from '../falco.ts';
 import type { KubeClient } from '../kube.ts';
+import type { EventRef } from '../state/claims.ts';
+import type { EvidenceStore, PodCapture } from '../state/evidence.ts';
 import type { PodTarget } from '../target.ts';
 import type { Permission } from './permission.ts';
+
+/**
+ * Where an outcome carries what `capture` collected (the pod's manifest and logs): a symbol key,
+ * which every copy made with Object.entries or JSON (the log line, the claim's record, an error's
+ * details) leaves out. Only the reply event writes it (src/reply.ts), so the logs, which may hold
+ * secrets, never reach drop's own log or the 4 KiB record on a claim.
+ */
+export const captured: unique symbol = Symbol('captured');
 
 /** What an action did: a value, not an exception (only retryable failures are thrown). */
 export interface ActionOutcome {
@@ -10,6 +20,8 @@ export interface ActionOutcome {
   /** done; skipped (with reason); failed (final, with reason); dry-run (what it would do). */
   readonly status: 'done' | 'skipped' | 'failed' | 'dry-run';
   readonly reason: string;
+  /** What `capture` collected, for the reply event only (see `captured`). */
+  readonly [captured]?: PodCapture;
 }
 
 export interface ActionContext {
@@ -25,6 +37,10 @@ export interface ActionContext {
   /** Seconds for Retry-After on retryable failures. */
   readonly retryAfterSeconds: number;
   readonly defaults: { readonly gracePeriodSeconds: number };
+  /** The CloudEvent being answered (source + id): `capture` names what it keeps after it. */
+  readonly event?: EventRef;
+  /** Where `capture` keeps what it collected: Secrets in drop's own namespace (none: not kept). */
+  readonly evidence?: EvidenceStore;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { ActionModule } from './action.ts';
 import { annotateAction } from './annotate.ts';
+import { captureAction } from './capture.ts';
 import { deleteAction } from './delete.ts';
 import { detachAction } from './detach.ts';
 import { evictAction } from './evict.ts';
@@ -9,7 +10,7 @@ import { mergePermissions, type Permission } from './permission.ts';
 
 /** Every action a policy can name, by name. */
 export const actionModules: ReadonlyMap<string, ActionModule> = new Map(
-  [deleteAction, evictAction, labelAction, annotateAction, isolateAction, detachAction].map((a) => [a.name, a]),
+  [deleteAction, evictAction, labelAction, annotateAction, isolateAction, detachAction, captureAction].map((a) => [a.name, a]),
 );
 
 /**

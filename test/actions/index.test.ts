@@ -3,14 +3,14 @@ import { actionModules, basePermissions, requiredPermissions } from '../../src/a
 import { validator } from './context.ts';
 
 t.test('registers every action under its own name', async (t) => {
-  t.same([...actionModules.keys()], ['delete', 'evict', 'label', 'annotate', 'isolate', 'detach']);
+  t.same([...actionModules.keys()], ['delete', 'evict', 'label', 'annotate', 'isolate', 'detach', 'capture']);
   for (const [name, action] of actionModules) t.equal(action.name, name);
 });
 
-t.test('only label and annotate are outside the budget of destructive actions', async (t) => {
+t.test('only label, annotate and capture are outside the budget of destructive actions', async (t) => {
   t.same(
     [...actionModules.values()].filter((a) => !a.destructive).map((a) => a.name),
-    ['label', 'annotate'],
+    ['label', 'annotate', 'capture'],
   );
 });
 
@@ -29,6 +29,7 @@ t.test('the ClusterRole needs exactly the base permissions and what the actions 
     { apiGroup: '', resource: 'namespaces', verbs: ['get'] },
     { apiGroup: '', resource: 'pods', verbs: ['delete', 'get', 'patch'] },
     { apiGroup: '', resource: 'pods/eviction', verbs: ['create'] },
+    { apiGroup: '', resource: 'pods/log', verbs: ['get'] },
     { apiGroup: 'apps', resource: 'daemonsets', verbs: ['get'] },
     { apiGroup: 'apps', resource: 'replicasets', verbs: ['get'] },
     { apiGroup: 'authentication.k8s.io', resource: 'tokenreviews', verbs: ['create'] },

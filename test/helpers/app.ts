@@ -6,6 +6,7 @@ import { createKubeClient, tokenReviewer, type KubeClient } from '../../src/kube
 import { parsePolicy, loadPolicy, type Policy } from '../../src/policy.ts';
 import { buildProtectedNamespaces } from '../../src/protection.ts';
 import { createSafety, type ClusterSafety, type MemorySafety } from '../../src/safety.ts';
+import { EvidenceStore } from '../../src/state/evidence.ts';
 import type { Test } from 'tap';
 import { FakeKube, type FakePod } from './fake-kube.ts';
 
@@ -85,6 +86,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
       retryAfterSeconds: 5,
       clock,
       safety,
+      evidence: kube && !dryRun ? new EvidenceStore({ core: kube.core, namespace: ownNamespace, clock, retryAfterSeconds: 5 }) : undefined,
     },
   };
   const app = buildApp(appOptions);

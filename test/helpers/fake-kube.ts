@@ -274,9 +274,11 @@ const namespacePath = /^\/api\/v1\/namespaces\/([^/]+)$/;
 const collectionPath = /^\/apis\/(apps|batch|networking\.k8s\.io)\/v1\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?$/;
 const eventsPath = /^\/apis\/events\.k8s\.io\/v1\/namespaces\/([^/]+)\/events$/;
 const tokenReviewPath = '/apis/authentication.k8s.io/v1/tokenreviews';
-/** A request on drop's state store (src/state/): a Lease. */
+const logPath = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/log$/;
+const secretsPath = /^\/api\/v1\/namespaces\/([^/]+)\/secrets(?:\/([^/]+))?$/;
+/** A request on drop's state store (src/state/): a Lease, or a Secret that keeps a capture. */
 function isStateRequest(request: RecordedRequest): boolean {
-  return request.path.startsWith('/apis/coordination.k8s.io/');
+  return request.path.startsWith('/apis/coordination.k8s.io/') || secretsPath.test(request.path);
 }
 
 const leasesPath = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/;
@@ -312,6 +314,10 @@ export class FakeKube {
   readonly events: FakeObject[] = [];
   /** coordination.k8s.io/v1 Leases, by `namespace/name`. */
   readonly leases = new Map<string, FakeObject>();
+  /** v1 Secrets, by `namespace/name`. */
+  readonly secrets = new Map<string, FakeObject>();
+  /** Each container's log as the kubelet would serve it, by `namespace/pod/container`. */
+  readonly logs = new Map<string, Buffer>();
   private readonly faults: Fault[] = [];
   private readonly server: http.Server | https.Server;
   private port = 0;
@@ -442,6 +448,17 @@ export class FakeKube {
     this.disruptionBudgets.push(budget);
   }
 
+  /** Sets what the kubelet has logged for a container (text is written as UTF-8). */
+  setLog(namespace: string, pod: string, container: string, log: string | Buffer): void {
+    this.logs.set(`${namespace}/${pod}/${container}`, typeof log === 'string' ? Buffer.from(log, 'utf8') : log);
+  }
+
+  /** A stored Secret's data, decoded. */
+  secretData(namespace: string, name: string): Record<string, Buffer> | undefined {
+    const data = this.secrets.get(`${namespace}/${name}`)?.data as Record<string, string> | undefined;
+    return data && Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
+  }
+
   fail(fault: Fault): void {
     this.faults.push({ ...fault, times: fault.times ?? 1 });
   }
@@ -528,13 +545,16 @@ export class FakeKube {
       return;
     }
     const answer = this.route(recorded);
-    this.send(res, answer.status, answer.body, answer.headers);
+    if (answer.raw) writeBody(res, answer.status, { 'content-type': 'text/plain', ...answer.headers }, answer.raw);
+    else this.send(res, answer.status, answer.body, answer.headers);
   }
 
   private route(request: RecordedRequest): Answer {
     const { path } = request;
     let m: RegExpExecArray | null;
     if ((m = podPath.exec(path))) return this.pod(request, m[1] as string, m[2] as string);
+    if ((m = logPath.exec(path))) return this.log(request, m[1] as string, m[2] as string);
+    if ((m = secretsPath.exec(path))) return this.secret(request, m[1] as string, m[2]);
     if ((m = evictionPath.exec(path))) return this.evict(request, m[1] as string, m[2] as string);
     if ((m = namespacePath.exec(path))) return this.namespace(request, m[1] as string);
     if ((m = eventsPath.exec(path))) return this.event(request, m[1] as string);
@@ -650,6 +670,107 @@ export class FakeKube {
       .filter((lease) => wanted.every(([k, v]) => lease.metadata.labels?.[k] === v))
       .map(({ apiVersion: _a, kind: _k, ...rest }) => rest);
     return { status: 200, body: { kind: 'LeaseList', apiVersion: 'coordination.k8s.io/v1', metadata: { resourceVersion: String(this.version) }, items } };
+  }
+
+  /**
+   * pods/log as kube-apiserver and the kubelet serve it: the container is required when the pod
+   * has several (400 naming them), must be one of the pod's (400), and must have run (400
+   * "waiting to start"); `tailLines` picks the last lines, then `limitBytes` keeps the first
+   * bytes of those; `previous` asks for the last terminated instance. Answered as text/plain,
+   * the bytes as the container wrote them.
+   */
+  private log(request: RecordedRequest, namespace: string, name: string): Answer {
+    if (request.method !== 'GET') return { status: 405, body: statusBody(405, `method ${request.method} not allowed`) };
+    const pod = this.pods.get(`${namespace}/${name}`);
+    if (!pod) return { status: 404, body: statusBody(404, `pods "${name}" not found`, { name, kind: 'pods' }) };
+    const names = (list: unknown) => ((list as { name: string }[] | undefined) ?? []).map((c) => c.name);
+    const containers = names(pod.spec.containers);
+    const all = [...containers, ...names(pod.spec.initContainers), ...names(pod.spec.ephemeralContainers)];
+    let container = request.query.container ?? '';
+    if (container === '') {
+      if (containers.length !== 1) {
+        const inits = names(pod.spec.initContainers);
+        const more = inits.length > 0 ? ` or one of the init containers: [${inits.join(' ')}]` : '';
+        return { status: 400, body: statusBody(400, `a container name must be specified for pod ${name}, choose one of: [${containers.join(' ')}]${more}`) };
+      }
+      container = containers[0] as string;
+    } else if (!all.includes(container)) {
+      return { status: 400, body: statusBody(400, `container ${container} is not valid for pod ${name}`) };
+    }
+    const key = `${namespace}/${name}/${container}${request.query.previous === 'true' ? '/previous' : ''}`;
+    const log = this.logs.get(key);
+    if (!log) return { status: 400, body: statusBody(400, `container "${container}" in pod "${name}" is waiting to start: ContainerCreating`) };
+    const lines = request.query.tailLines === undefined ? undefined : Number(request.query.tailLines);
+    const limit = request.query.limitBytes === undefined ? undefined : Number(request.query.limitBytes);
+    let out = lines === undefined ? log : tailLines(log, lines);
+    if (limit !== undefined) out = out.subarray(0, limit);
+    return { status: 200, body: undefined, raw: Buffer.from(out) };
+  }
+
+  /**
+   * v1 Secrets: create (409 AlreadyExists; data must be base64, 1 MiB at most in all), list by
+   * label selector (with `Accept: …;as=PartialObjectMetadataList…`, metadata only, as the API
+   * server answers kubectl), get, delete with preconditions.
+   */
+  private secret(request: RecordedRequest, namespace: string, name: string | undefined): Answer {
+    const details = (n: string) => ({ name: n, kind: 'secrets' });
+    const notFound = (n: string): Answer => ({ status: 404, body: statusBody(404, `secrets "${n}" not found`, details(n)) });
+    const key = (n: string) => `${namespace}/${n}`;
+    if (request.method === 'GET' && name === undefined) {
+      const wanted = (request.query.labelSelector ?? '').split(',').filter((term) => term !== '').map((term) => term.split('=') as [string, string]);
+      const items = [...this.secrets.entries()]
+        .filter(([k]) => k.startsWith(`${namespace}/`))
+        .map(([, secret]) => secret)
+        .filter((secret) => wanted.every(([k, v]) => secret.metadata.labels?.[k] === v));
+      if (request.accept?.includes('as=PartialObjectMetadataList')) {
+        const partial = items.map((s) => ({ kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: s.metadata }));
+        return {
+          status: 200,
+          body: { kind: 'PartialObjectMetadataList', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: String(this.version) }, items: partial },
+          headers: { 'content-type': 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1' },
+        };
+      }
+      return { status: 200, body: { kind: 'SecretList', apiVersion: 'v1', metadata: { resourceVersion: String(this.version) }, items: items.map(({ apiVersion: _a, kind: _k, ...rest }) => rest) } };
+    }
+    if (request.method === 'GET') {
+      const found = this.secrets.get(key(name as string));
+      return found ? { status: 200, body: found } : notFound(name as string);
+    }
+    if (request.method === 'DELETE' && name !== undefined) {
+      const current = this.secrets.get(key(name));
+      if (!current) return notFound(name);
+      const wanted = ((isPlainObject(request.body) ? request.body : {}) as { preconditions?: { uid?: string } }).preconditions ?? {};
+      if (wanted.uid && wanted.uid !== current.metadata.uid) {
+        return { status: 409, body: statusBody(409, `Operation cannot be fulfilled on secrets "${name}": Precondition failed: UID in precondition: ${wanted.uid}, UID in object meta: ${current.metadata.uid}`, details(name)) };
+      }
+      this.secrets.delete(key(name));
+      return { status: 200, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { ...details(name), uid: current.metadata.uid } } };
+    }
+    if (request.method !== 'POST' || name !== undefined || !isPlainObject(request.body)) return { status: 405, body: statusBody(405, `the fake API server does not ${request.method} ${request.path}`) };
+    const secret = request.body as unknown as FakeObject & { data?: Record<string, string> };
+    const objectName = secret.metadata?.name ?? '';
+    if (secret.metadata?.namespace !== undefined && secret.metadata.namespace !== namespace) {
+      return { status: 400, body: statusBody(400, 'the namespace of the provided object does not match the namespace sent on the request') };
+    }
+    const problems: [string, string, string][] = [];
+    if (!dnsSubdomain.test(objectName) || objectName.length > 253) problems.push(['metadata.name', 'FieldValueInvalid', `Invalid value: "${objectName}": a lowercase RFC 1123 subdomain`]);
+    let total = 0;
+    for (const [k, v] of Object.entries(secret.data ?? {})) {
+      if (!/^[-._a-zA-Z0-9]+$/.test(k)) problems.push([`data[${k}]`, 'FieldValueInvalid', `Invalid value: "${k}": a valid config key must consist of alphanumeric characters, '-', '_' or '.'`]);
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v)) return { status: 400, body: statusBody(400, `Secret in version "v1" cannot be handled as a Secret: illegal base64 data in data[${k}]`) };
+      total += Buffer.from(v, 'base64').length;
+    }
+    if (total > 1024 * 1024) problems.push(['data', 'FieldValueTooLong', 'Too long: must have at most 1048576 bytes']);
+    if (problems.length > 0) return invalid('Secret', '', objectName, problems);
+    if (this.secrets.has(key(objectName))) return { status: 409, body: statusBody(409, `secrets "${objectName}" already exists`, details(objectName), 'AlreadyExists') };
+    const created: FakeObject = {
+      ...secret,
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { ...secret.metadata, namespace, uid: this.nextUid(), resourceVersion: this.nextVersion(), creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+    };
+    if (request.query.dryRun !== 'All') this.secrets.set(key(objectName), created);
+    return { status: 201, body: created };
   }
 
   /** The API server's TokenReview: 201 with a status, whether or not the token is good. */
@@ -868,8 +989,8 @@ export class FakeKube {
  * the headers are sent, so the headers go first and the body follows in pieces.
  */
 export const goBufferBytes = 2048;
-function writeBody(res: http.ServerResponse, status: number, headers: Record<string, string>, text: string): void {
-  const bytes = Buffer.from(text, 'utf8');
+function writeBody(res: http.ServerResponse, status: number, headers: Record<string, string>, text: string | Buffer): void {
+  const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   if (bytes.length <= goBufferBytes) {
     res.writeHead(status, { ...headers, 'content-length': String(bytes.length) });
     res.end(bytes);
@@ -892,6 +1013,19 @@ interface Answer {
   readonly status: number;
   readonly body: unknown;
   readonly headers?: Record<string, string>;
+  /** Bytes sent as they are, as text/plain (a container's log). */
+  readonly raw?: Buffer;
+}
+
+/** The last `lines` lines of a log (a last line without its newline counts), as the kubelet's tail finds them. */
+function tailLines(log: Buffer, lines: number): Buffer {
+  let end = log.length;
+  if (end > 0 && log[end - 1] === 0x0a) end--;
+  let start = end;
+  for (let found = 0; start > 0; start--) {
+    if (log[start - 1] === 0x0a && ++found === lines) break;
+  }
+  return log.subarray(start);
 }
 
 /** 409 when a precondition names another UID, as the API server's storage answers it. */

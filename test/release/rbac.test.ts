@@ -38,8 +38,9 @@ t.test('the state Role grants exactly what the state store declares, and nothing
   const role = find(config, 'Role', 'falco-drop-state');
   const declared = grants(statePermissions.map((p) => ({ apiGroups: [p.apiGroup], resources: [p.resource], verbs: p.verbs })));
   t.same(grants(role.rules), declared, 'config/203-role-state.yaml == statePermissions (src/state/permissions.ts)');
-  t.same(Object.keys(declared), ['coordination.k8s.io/leases'], 'the state is Leases and only Leases');
+  t.same(Object.keys(declared), ['/secrets', 'coordination.k8s.io/leases'], 'the state is Leases, and Secrets for captures, and nothing else');
   t.same(declared['coordination.k8s.io/leases'], ['create', 'delete', 'get', 'list', 'update']);
+  t.same(declared['/secrets'], ['create', 'delete', 'list'], 'captures are created, listed and deleted, never read back by drop');
   // The state lives where drop runs: the namespace of its ServiceAccount and of its Service.
   const account = find(config, 'ServiceAccount', 'drop');
   t.equal(role.metadata.namespace, account.metadata.namespace);
@@ -48,6 +49,11 @@ t.test('the state Role grants exactly what the state store declares, and nothing
     config.filter((m) => m.doc.kind === 'Role' || m.doc.kind === 'ClusterRole').filter((m) => Object.keys(grants(m.doc.rules)).some((key) => key.endsWith('/leases'))).map((m) => m.doc.metadata.name),
     ['falco-drop-state'],
     'no other role grants Leases',
+  );
+  t.same(
+    config.filter((m) => m.doc.kind === 'Role' || m.doc.kind === 'ClusterRole').filter((m) => Object.keys(grants(m.doc.rules)).some((key) => key.endsWith('/secrets'))).map((m) => m.doc.metadata.name),
+    ['falco-drop-state'],
+    'no other role grants Secrets: none cluster-wide',
   );
 });
 

@@ -202,8 +202,20 @@ t.test('reports shape problems of whole documents', async (t) => {
     {
       name: 'an empty file',
       text: '',
-      problem: { path: '', line: undefined, column: undefined, message: 'must be object' },
-      message: 'invalid policy p.yaml (1 problem):\n  p.yaml /: must be object',
+      problem: { path: '', line: undefined, column: undefined, message: 'no response rule: the file holds 0 "- action:" blocks and no "- rule:" block (a file of overrides needs the rules file it overrides, listed before it)' },
+      message: 'invalid policy p.yaml (1 problem):\n  p.yaml /: no response rule: the file holds 0 "- action:" blocks and no "- rule:" block (a file of overrides needs the rules file it overrides, listed before it)',
+    },
+    {
+      name: 'a file that is neither a mapping nor a list',
+      text: 'hello\n',
+      problem: { path: '', line: 1, column: 1, message: 'must be object' },
+      message: 'invalid policy p.yaml (1 problem):\n  p.yaml:1:1 /: must be object',
+    },
+    {
+      name: 'an empty list of rules',
+      text: 'rules: []\n',
+      problem: { path: '/rules', line: 1, column: 1, message: 'no response rule: the list is empty, so drop would act on nothing' },
+      message: 'invalid policy p.yaml (1 problem):\n  p.yaml:1:1 /rules: no response rule: the list is empty, so drop would act on nothing',
     },
     {
       name: 'no rules',
@@ -213,13 +225,13 @@ t.test('reports shape problems of whole documents', async (t) => {
     },
     {
       name: 'an unknown top-level key',
-      text: 'rules: []\nextra: 1\n',
+      text: 'rules: [{name: r, match: {}, actions: [{action: delete}]}]\nextra: 1\n',
       problem: { path: '/extra', line: 2, column: 1, message: 'unknown key "extra"' },
       message: 'invalid policy p.yaml (1 problem):\n  p.yaml:2:1 /extra: unknown key "extra"',
     },
     {
       name: 'a guard switched off',
-      text: 'rules: []\nguards:\n  destructivePerMinute: 0\n',
+      text: 'rules: [{name: r, match: {}, actions: [{action: annotate, parameters: {annotations: {a: b}}}]}]\nguards:\n  destructivePerMinute: 0\n',
       problem: { path: '/guards/destructivePerMinute', line: 3, column: 3, message: 'must be >= 1' },
       message: 'invalid policy p.yaml (1 problem):\n  p.yaml:3:3 /guards/destructivePerMinute: must be >= 1',
     },
@@ -276,7 +288,8 @@ t.test('policyFromObject lists every problem of a policy that is not from a file
   );
   t.match(error.message, /^invalid policy talon\.yaml \(8 problems\):\n {2}talon\.yaml \/rules\/0: must be object\n/);
   t.same(policyError(() => policyFromObject(42, 'x')).problems, [{ path: '', line: undefined, column: undefined, message: 'must be object' }]);
-  t.same(policyFromObject({ rules: [] }, 'x').rules, [], 'a valid object builds');
+  t.same(policyFromObject({ rules: [{ name: 'r', match: {}, actions: [{ action: 'delete' }] }] }, 'x').rules.map((r) => r.name), ['r'], 'a valid object builds');
+  t.same(policyError(() => policyFromObject({ rules: [] }, 'x')).problems.map((p) => p.message), ['no response rule: the list is empty, so drop would act on nothing']);
 });
 
 t.test('loadPolicy reads a file', async (t) => {
@@ -354,11 +367,6 @@ t.test('an empty match matches any alert, with or without a pod', async (t) => {
   }
 });
 
-t.test('a policy with no rules selects nothing', async (t) => {
-  const policy = parsePolicy('rules: []\n', 'p.yaml');
-  t.same(evaluateRules(policy, alert(), 'default'), []);
-  t.same(selectRules(policy, alert(), 'default'), []);
-});
 
 t.test('describeSchemaError names the keyword when a schema error has no message', async (t) => {
   const error = { keyword: 'multipleOf', instancePath: '/guards/cooldownSeconds', schemaPath: '#/x', params: { multipleOf: 5 } };

@@ -6,8 +6,10 @@ const defaults: Settings = {
   host: '0.0.0.0',
   dryRun: false,
   policyPath: undefined,
+  talonUnsupported: 'error',
   logLevel: 'info',
   gracePeriodSeconds: 1,
+  policyCheckSeconds: 10,
   apiTimeoutMs: 5000,
   retryAfterSeconds: 5,
   redeliveryMax: 10_000,
@@ -37,7 +39,7 @@ t.test('uses the defaults for an empty environment', async (t) => {
 
 t.test('treats empty values as unset', async (t) => {
   const env = Object.fromEntries(
-    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'DROP_AUDIENCE', 'DROP_ALLOWED_SENDERS', 'K_SERVICE', 'DROP_IDENTITY', 'HOSTNAME', 'DROP_DRAIN_SECONDS'].map((name) => [name, '']),
+    ['PORT', 'DROP_HOST', 'DROP_DRY_RUN', 'DROP_POLICY', 'DROP_TALON_UNSUPPORTED', 'LOG_LEVEL', 'DROP_GRACE_PERIOD_SECONDS', 'DROP_API_TIMEOUT_MS', 'DROP_RETRY_AFTER_SECONDS', 'DROP_REDELIVERY_MAX', 'DROP_REDELIVERY_TTL_SECONDS', 'DROP_NAMESPACE', 'DROP_AUDIENCE', 'DROP_ALLOWED_SENDERS', 'K_SERVICE', 'DROP_IDENTITY', 'HOSTNAME', 'DROP_DRAIN_SECONDS'].map((name) => [name, '']),
   );
   t.same(parseSettings(env), defaults);
 });
@@ -47,9 +49,11 @@ t.test('reads every variable', async (t) => {
     PORT: '9090',
     DROP_HOST: '127.0.0.1',
     DROP_DRY_RUN: 'true',
-    DROP_POLICY: '/etc/drop/policy.yaml',
+    DROP_POLICY: '/etc/drop/rules.yaml,/etc/drop/rules_override.yaml',
+    DROP_TALON_UNSUPPORTED: 'Skip',
     LOG_LEVEL: 'DEBUG',
     DROP_GRACE_PERIOD_SECONDS: '0',
+    DROP_POLICY_CHECK_SECONDS: '60',
     DROP_API_TIMEOUT_MS: '120000',
     DROP_RETRY_AFTER_SECONDS: '30',
     DROP_REDELIVERY_MAX: '1',
@@ -66,9 +70,11 @@ t.test('reads every variable', async (t) => {
     port: 9090,
     host: '127.0.0.1',
     dryRun: true,
-    policyPath: '/etc/drop/policy.yaml',
+    policyPath: '/etc/drop/rules.yaml,/etc/drop/rules_override.yaml',
+    talonUnsupported: 'skip',
     logLevel: 'debug',
     gracePeriodSeconds: 0,
+    policyCheckSeconds: 60,
     apiTimeoutMs: 120_000,
     retryAfterSeconds: 30,
     redeliveryMax: 1,
@@ -117,6 +123,8 @@ t.test('accepts the bounds of each number', async (t) => {
     ['DROP_RETRY_AFTER_SECONDS', '3600', 'retryAfterSeconds', 3600],
     ['DROP_REDELIVERY_MAX', '10000000', 'redeliveryMax', 10_000_000],
     ['DROP_REDELIVERY_TTL_SECONDS', '1', 'redeliveryTtlSeconds', 1],
+    ['DROP_POLICY_CHECK_SECONDS', '1', 'policyCheckSeconds', 1],
+    ['DROP_POLICY_CHECK_SECONDS', '3600', 'policyCheckSeconds', 3600],
   ];
   for (const [name, value, key, parsed] of cases) t.equal(parseSettings({ [name]: value })[key], parsed, `${name}=${value}`);
 });
@@ -124,6 +132,7 @@ t.test('accepts the bounds of each number', async (t) => {
 t.test('rejects each bad value with the variable, the value and what is allowed', async (t) => {
   const cases: [string, string, string][] = [
     ['PORT', 'http', 'PORT=http: must be a whole number from 0 to 65535'],
+    ['DROP_TALON_UNSUPPORTED', 'ignore', 'DROP_TALON_UNSUPPORTED=ignore: must be error or skip'],
     ['PORT', '65536', 'PORT=65536: must be a whole number from 0 to 65535'],
     ['PORT', '-1', 'PORT=-1: must be a whole number from 0 to 65535'],
     ['PORT', '80.5', 'PORT=80.5: must be a whole number from 0 to 65535'],
@@ -132,6 +141,7 @@ t.test('rejects each bad value with the variable, the value and what is allowed'
     ['DROP_RETRY_AFTER_SECONDS', '0', 'DROP_RETRY_AFTER_SECONDS=0: must be a whole number from 1 to 3600'],
     ['DROP_REDELIVERY_MAX', '0', 'DROP_REDELIVERY_MAX=0: must be a whole number from 1 to 10000000'],
     ['DROP_REDELIVERY_TTL_SECONDS', '2592001', 'DROP_REDELIVERY_TTL_SECONDS=2592001: must be a whole number from 1 to 2592000'],
+    ['DROP_POLICY_CHECK_SECONDS', '0', 'DROP_POLICY_CHECK_SECONDS=0: must be a whole number from 1 to 3600'],
     ['DROP_DRAIN_SECONDS', '301', 'DROP_DRAIN_SECONDS=301: must be a whole number from 0 to 300'],
     ['DROP_DRY_RUN', 'Maybe', 'DROP_DRY_RUN=Maybe: must be true or false'],
     ['LOG_LEVEL', 'Loud', 'LOG_LEVEL=Loud: must be one of fatal, error, warn, info, debug, trace, silent'],
