@@ -15,11 +15,13 @@ import { defaultRedeliveryMaxBytes, RedeliveryMemory, stringBytes } from './rede
 import { buildReply, buildReplyData, replyId } from './reply.ts';
 import { respond, type Response, type ResponderOptions } from './responder.ts';
 import { Lifecycle } from './shutdown.ts';
+import { Background } from './background.ts';
 import { traceContextOf, traceFields, type TraceContext } from './trace.ts';
 
 export interface AppOptions {
   readonly logger: Logger;
-  readonly responder: ResponderOptions;
+  /** The responder's options; its background work (what follows an answer) is the app's. */
+  readonly responder: Omit<ResponderOptions, 'background'>;
   /**
    * The policy in force, which a reload replaces (src/active-policy.ts): taken once per alert,
    * over the responder's policy, protected namespaces and safety state; /readyz shows its status.
@@ -52,6 +54,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** What the redelivery memory holds: deliveries, and their bytes as counted against the bound. */
     redelivery: { readonly size: number; readonly bytes: number; readonly maxBytes: number };
+    /** What responses still write after their answers (outcome records, Events); close() waits for it. */
+    background: Background;
   }
 }
 
@@ -105,10 +109,6 @@ interface Answer {
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string | undefined;
   readonly log: AnswerLog;
-  /** Kubernetes Events that could not be recorded (logged for the first delivery only). */
-  readonly eventErrors?: readonly string[];
-  /** Outcomes that could not be recorded on their claims (logged for the first delivery only). */
-  readonly stateErrors?: readonly string[];
 }
 
 /** The bytes an answer takes, counted against the redelivery memory's bound. */
@@ -241,6 +241,11 @@ export function buildApp(options: AppOptions) {
   // handler sends it without logging or building it a second time.
   const answered = new WeakMap<object, Answer>();
   const lifecycle = options.lifecycle ?? new Lifecycle();
+  const background = new Background(app.log);
+  app.decorate('background', background);
+  // Fastify closes the server first (its own onClose hook, registered last, runs first): no
+  // request is left to start more; then the records and Events still on their way are waited for.
+  app.addHook('onClose', () => background.drain());
 
   // Every body is read as text whatever its Content-Type (or none): 415 would lose the alert.
   app.removeAllContentTypeParsers();
@@ -340,7 +345,7 @@ export function buildApp(options: AppOptions) {
       // A plain payload has no CloudEvent: its claims name it by the hash of its body.
       const ref = context ? { source: context.source, id: context.id } : { source: '', id: event.key };
       // The policy in force when the alert arrives: a reload while it is acted on does not change it.
-      const responder = options.policy ? { ...options.responder, ...options.policy.current() } : options.responder;
+      const responder: ResponderOptions = { ...options.responder, ...options.policy?.current(), background };
       response = await respond(responder, alert, { time: context?.time, event: ref });
     } catch (error) {
       // A refusal that retrying cannot fix is every copy's answer: remembered. Retryable failures are thrown.
@@ -349,16 +354,15 @@ export function buildApp(options: AppOptions) {
     }
     if (response.decision === 'skip') return { status: 202, headers: {}, body: undefined, log: decisionLog(response, 202) };
     const data = buildReplyData(response, alert, context);
-    const problems = { eventErrors: clipStrings(response.eventErrors), stateErrors: clipStrings(response.stateErrors) };
     if (response.result === 'failed') {
       const error = new DropError('DROP_ACTION_FAILED', response.reason, { details: data });
-      return { ...errorAnswer(error), log: decisionLog(response, error.status), ...problems };
+      return { ...errorAnswer(error), log: decisionLog(response, error.status) };
     }
     // The reply's id follows from the alert's, so the copies of one alert answered by different
     // replicas reply with one event (same source and id), which consumers see as one. It
     // carries the alert's trace id on, so the response can be followed to the pod.
     const reply = buildReply(data, options.replySource, `${response.target.namespace}/${response.target.name}`, replyId(event.key), trace);
-    return { status: 200, headers: reply.headers, body: reply.body, log: decisionLog(response, 200), ...problems };
+    return { status: 200, headers: reply.headers, body: reply.body, log: decisionLog(response, 200) };
   }
 
   async function answerAlert(event: IncomingEvent, headers: Headers, sender: string | undefined): Promise<Answer> {
@@ -384,15 +388,6 @@ export function buildApp(options: AppOptions) {
       // The age the guard judged: the alert's own time, else its CloudEvent's.
       const time = alertTimeMs(alert, context?.time);
       const fields = { ...base, ...alertFields(alert, time === undefined ? undefined : options.responder.clock.now().getTime() - time) };
-      if (result.eventErrors?.length && !replayed) {
-        app.log.warn({ ...fields, eventErrors: result.eventErrors }, 'could not record Kubernetes Events for what was done');
-      }
-      if (result.stateErrors?.length && !replayed) {
-        app.log.warn(
-          { ...fields, stateErrors: result.stateErrors },
-          'could not record the outcome on its claim: the cooldown holds, but a copy of this event at another replica may act again once the claim\'s working time is over',
-        );
-      }
       const durationMs = milliseconds(performance.now() - started);
       const line = { ...fields, ...result.log.fields, replayed, durationMs };
       // Any answer the Broker will dead-letter (a final 4xx) is a warning.

@@ -9,6 +9,7 @@ import type { ActionOutcome } from './actions/action.ts';
 import { alertTimeMs, noAlertTime, parseFalcoAlert, type FalcoAlert } from './falco.ts';
 import { Cooldowns, DestructiveBudget } from './guards.ts';
 import { MemorySafety } from './safety.ts';
+import { Background } from './background.ts';
 import { parseDelivery } from './incoming.ts';
 import { parseJson, type Json } from './json.ts';
 import { evaluateRules, loadPolicyFiles, type LoadedPolicy, type Policy, type PolicyError } from './policy.ts';
@@ -154,6 +155,8 @@ async function checkAlert(file: string, alert: FalcoAlert, eventTime: string | u
       retryAfterSeconds: defaults.retryAfterSeconds,
       clock,
       safety: new MemorySafety(new Cooldowns(clock), new DestructiveBudget(clock, options.policy.guards.destructivePerMinute)),
+      // Without a cluster nothing is written after the answer, so nothing is logged either.
+      background: new Background(console),
     },
     alert,
     { time: eventTime, event: { source: 'falco-drop check', id: file } },

@@ -10,6 +10,9 @@ import { selectRules, type Policy, type ResponseRule } from './policy.ts';
 import { selectTarget, type PodTarget } from './target.ts';
 import { optOutKey, optedOut, type Clock } from './guards.ts';
 import type { RecordedOutcome, RuleClaim, SafetyState } from './safety.ts';
+import type { Background } from './background.ts';
+import { clipText } from './clip.ts';
+import type { BudgetAnswer } from './state/budget.ts';
 import type { ClaimedPod, EventRef } from './state/claims.ts';
 import type { EvidenceStore } from './state/evidence.ts';
 
@@ -30,6 +33,11 @@ export interface ResponderOptions {
   readonly safety: SafetyState;
   /** Where `capture` keeps what it collected (Secrets in drop's namespace); none: only the reply carries it. */
   readonly evidence?: EvidenceStore;
+  /**
+   * Where what follows the answer runs: the outcome records on the claims and the Events. The
+   * app's close waits for it.
+   */
+  readonly background: Background;
 }
 
 interface ResponseCommon {
@@ -54,10 +62,6 @@ export interface ActResponse extends ResponseCommon {
   /** UID of the pod acted on, as read from the API (the alert's when there is no cluster). */
   readonly podUid: string | undefined;
   readonly outcomes: readonly ActionOutcome[];
-  /** Kubernetes Events that could not be recorded (the response stands; the log says why). */
-  readonly eventErrors: readonly string[];
-  /** Outcomes that could not be recorded on their claims (the response stands; the log says why). */
-  readonly stateErrors: readonly string[];
   /**
    * Response rules answered from their claim's record rather than acted on here: the same event
    * was responded to already, by this replica or another (`holder`).
@@ -139,14 +143,23 @@ function createdAfter(target: PodTarget, pod: V1Pod, alertMs: number): string | 
   return `pod ${target.namespace}/${target.name} was created at ${new Date(createdMs).toISOString()}, after the alert (${new Date(alertMs).toISOString()}): it cannot have raised it`;
 }
 
-/** Checks on the live pod: still there, the same pod, not opted out. A reason to skip, or the pod. */
+/**
+ * Checks on the live pod: still there, the same pod, not opted out, nor its namespace. A reason
+ * to skip (with its guard), or the pod. Both are read at once (the namespace's read does not
+ * depend on the pod); the reasons keep their order: whatever the pod's read says comes first,
+ * its failure included, and the namespace's read, failure or not, counts only once the pod has
+ * passed.
+ */
 async function checkPod(options: ResponderOptions, kube: KubeClient, target: PodTarget, alertMs: number): Promise<V1Pod | { guard: Guard; reason: string }> {
+  const namespaceRead = readNamespace(kube, target.namespace, options.retryAfterSeconds);
+  // Not waited for when the pod decides: its failure then is no one's.
+  namespaceRead.catch(() => undefined);
   const pod = await readPod(kube, target, options.retryAfterSeconds);
   if (!pod) return { guard: 'gone', reason: `pod ${target.namespace}/${target.name} is already gone` };
   const mismatch = identityMismatch(target, pod) ?? createdAfter(target, pod, alertMs);
   if (mismatch) return { guard: 'not-same-pod', reason: mismatch };
   if (optedOut(pod.metadata?.labels, pod.metadata?.annotations)) return { guard: 'opted-out', reason: `pod ${target.namespace}/${target.name} opted out (${optOutKey}: "true")` };
-  const namespace = await readNamespace(kube, target.namespace, options.retryAfterSeconds);
+  const namespace = await namespaceRead;
   if (!namespace) return { guard: 'gone', reason: `namespace ${target.namespace} is gone` };
   if (optedOut(namespace.metadata?.labels, namespace.metadata?.annotations)) return { guard: 'opted-out', reason: `namespace ${target.namespace} opted out (${optOutKey}: "true")` };
   return pod;
@@ -191,18 +204,31 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, deli
   // The claims are keyed by the UID read from the API: a replacement pod with the same name is
   // another pod. Without a cluster (dry-run), by the alert's UID, else its namespace and name.
   const claimed = { namespace: target.namespace, name: target.name, uid: pod?.metadata?.uid ?? target.uid ?? `${target.namespace}/${target.name}` };
-  const claims = await claimRules(options, rules, claimed, event);
+  // The budget is taken while the rules are claimed, for the destructive actions of the rules
+  // that may be won (not those known to be cooling): one round trip instead of two before the
+  // first action. What the claims do not need is given back after the answer.
+  const wanted = destructiveCount(options, rules.filter((r) => !options.safety.expectsLoss(r, claimed, event)));
+  const early = wanted > 0 ? settle(options.safety.take(wanted)) : undefined;
+  const giveBackEarly = () => {
+    if (early) options.background.run(async () => giveBackAll(await early, wanted));
+  };
+  let claims: RuleClaim[];
+  try {
+    claims = await claimRules(options, rules, claimed, event);
+  } catch (error) {
+    giveBackEarly();
+    throw error;
+  }
   const won = claims.filter((c) => c.state === 'won');
   const done = claims.filter((c) => c.state === 'done');
   if (won.length === 0 && done.length === 0) {
+    giveBackEarly();
     // Every claim is cooling here: a busy one was answered 503 in claimRules.
     const waits = claims.map((c) => `${c.rule.name} ${(c as Extract<RuleClaim, { state: 'cooling' }>).remainingSeconds} s`).join(', ');
     return skip('cooldown', `cooldown: already responded to pod ${target.namespace}/${target.name} (${waits} left)`, target, rules, dryRun);
   }
-  const destructive = won
-    .filter((c) => !(options.dryRun || c.rule.dryRun))
-    .reduce((n, c) => n + c.rule.actions.filter((step) => actionModules.get(step.action)!.destructive).length, 0);
-  const granted = await takeBudget(options, destructive, won);
+  const destructive = destructiveCount(options, won.map((c) => c.rule));
+  const granted = await takeBudget(options, destructive, won, early && { answer: await early, count: wanted });
   if (!granted.ok) {
     throw new DropError('DROP_BUDGET_EXCEEDED', `the budget of ${options.policy.guards.destructivePerMinute} destructive actions per minute is spent; retry later`, {
       retryAfterSeconds: granted.retryAfterSeconds,
@@ -212,29 +238,29 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, deli
 
   // The claims hold from before the first action: alerts about this pod that arrive while these
   // actions run are skipped (cooldown) or, for this same event, told to retry for the outcome.
-  // Each rule's outcome is recorded on its claim once its actions end; a rule whose actions end
-  // in a retryable failure gets its claim released, so the Broker's retry can act; and the
-  // budget gets back the slots of the destructive actions that did not happen, so that
-  // redeliveries of one alert the API keeps failing do not spend it for every other alert.
+  // Each rule's outcome is recorded on its claim once its actions end, after the answer (the
+  // Broker's retry of this event meanwhile is told it is in progress, then answered from the
+  // record); a rule whose actions end in a retryable failure gets its claim released, so the
+  // Broker's retry can act; and the budget gets back the slots of the destructive actions that
+  // did not happen, so that redeliveries of one alert the API keeps failing do not spend it for
+  // every other alert.
   const outcomes: ActionOutcome[] = [];
   const byRule = new Map<string, readonly ActionOutcome[]>();
-  const eventErrors: string[] = [];
-  const stateErrors: string[] = [];
-  const finish = async (claim: Extract<RuleClaim, { state: 'won' }>, from: number): Promise<void> => {
-    const recorded: RecordedOutcome = { outcomes: outcomes.slice(from) };
-    byRule.set(claim.rule.name, recorded.outcomes);
-    const problem = await claim.finish(recorded);
-    if (problem) stateErrors.push(`${claim.rule.name}: ${problem}`);
-  };
+  const records: Promise<void>[] = [];
+  const about = { target, pod, alert, event };
   let current = 0;
   try {
     for (; current < won.length; current++) {
+      const claim = won[current]!;
       const from = outcomes.length;
-      await runRule(options, won[current]!.rule, { target, pod, alert, event }, outcomes, eventErrors);
-      await finish(won[current]!, from);
+      await runRule(options, claim.rule, about, outcomes);
+      byRule.set(claim.rule.name, outcomes.slice(from));
+      records.push(recordLater(options, claim, { outcomes: outcomes.slice(from) }, about));
     }
   } catch (error) {
-    await release(won.slice(current));
+    // A failure is answered once the rules done so far are recorded, so the Broker's retry
+    // finds their records rather than their claims still in progress.
+    await Promise.all([...records, release(won.slice(current))]);
     const spent = outcomes.filter((o) => o.status === 'done' && actionModules.get(o.action)!.destructive).length;
     await granted.giveBack(destructive - spent).catch(() => undefined);
     throw error;
@@ -247,7 +273,62 @@ export async function respond(options: ResponderOptions, alert: FalcoAlert, deli
   const reason = all.map((o) => o.reason).join('; ');
   const recorded = done.map((c) => ({ rule: c.rule.name, holder: c.holder }));
   const rulesActed = acted.map((c) => c.rule.name);
-  return { decision: 'act', reason, target, podUid: pod?.metadata?.uid ?? target.uid, rules: rulesActed, dryRun, outcomes: all, eventErrors, stateErrors, recorded, result };
+  return { decision: 'act', reason, target, podUid: pod?.metadata?.uid ?? target.uid, rules: rulesActed, dryRun, outcomes: all, recorded, result };
+}
+
+/** The destructive actions these rules would run (none for a rule, or a service, in dry-run). */
+function destructiveCount(options: ResponderOptions, rules: readonly ResponseRule[]): number {
+  return rules
+    .filter((r) => !(options.dryRun || r.dryRun))
+    .reduce((n, r) => n + r.actions.filter((step) => actionModules.get(step.action)!.destructive).length, 0);
+}
+
+type Settled<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
+
+/** The promise's outcome as a value: waited for later, or not at all, without an unhandled rejection. */
+function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
+  return promise.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+}
+
+/** Gives back every slot of a budget answer taken early and not used (a refusal holds none). */
+async function giveBackAll(early: Settled<BudgetAnswer>, count: number): Promise<void> {
+  if (early.ok && early.value.ok) await early.value.giveBack(count).catch(() => undefined);
+}
+
+/**
+ * Records the rule's outcome on its claim after the answer: the background task the app's close
+ * waits for. What could not be recorded is logged: the cooldown holds, but once the claim's
+ * working time is over another replica may resume this event's response.
+ */
+function recordLater(options: ResponderOptions, claim: Extract<RuleClaim, { state: 'won' }>, outcome: RecordedOutcome, about: About): Promise<void> {
+  const { background } = options;
+  return new Promise((resolve) => {
+    background.run(async () => {
+      const problem = await claim.finish(outcome, background.signal);
+      if (problem) {
+        background.log.warn(
+          { ...aboutFields(about), rule: claim.rule.name, stateErrors: [clipText(`${claim.rule.name}: ${problem}`)] },
+          "could not record the outcome on its claim: the cooldown holds, but a copy of this event at another replica may act again once the claim's working time is over",
+        );
+      }
+      resolve();
+    });
+  });
+}
+
+/** What a response is about, as its background work's log lines name it. */
+interface About {
+  readonly target: PodTarget;
+  readonly pod: V1Pod | undefined;
+  readonly alert: FalcoAlert;
+  readonly event: EventRef;
+}
+
+function aboutFields(about: About): Record<string, unknown> {
+  return { ce: { id: clipText(about.event.id), source: clipText(about.event.source) }, target: `${about.target.namespace}/${about.target.name}` };
 }
 
 /**
@@ -279,14 +360,38 @@ async function claimRules(options: ResponderOptions, rules: readonly ResponseRul
   return claims;
 }
 
-/** Takes the budget for the claims won; when it is spent, or cannot be read, the claims are given back. */
-async function takeBudget(options: ResponderOptions, count: number, won: readonly Extract<RuleClaim, { state: 'won' }>[]) {
-  let granted;
-  try {
-    granted = await options.safety.take(count);
-  } catch (error) {
-    await release(won);
-    throw error;
+/**
+ * Takes the budget for the claims won; when it is spent, or cannot be read, the claims are given
+ * back. The answer taken early, while claiming, serves when it was for as many slots as the
+ * claims won need, or more (the rest given back after the answer); otherwise it is given back
+ * and exactly what is needed is taken now.
+ */
+async function takeBudget(
+  options: ResponderOptions,
+  count: number,
+  won: readonly Extract<RuleClaim, { state: 'won' }>[],
+  early: { readonly answer: Settled<BudgetAnswer>; readonly count: number } | undefined,
+): Promise<BudgetAnswer> {
+  let granted: BudgetAnswer;
+  if (early && early.count === count) {
+    if (!early.answer.ok) {
+      await release(won);
+      throw early.answer.error;
+    }
+    granted = early.answer.value;
+  } else {
+    if (early && early.answer.ok && early.answer.value.ok && early.count > count) {
+      const grant = early.answer.value;
+      options.background.run(() => grant.giveBack(early.count - count).catch(() => undefined));
+      return grant;
+    }
+    if (early) options.background.run(() => giveBackAll(early.answer, early.count));
+    try {
+      granted = await options.safety.take(count);
+    } catch (error) {
+      await release(won);
+      throw error;
+    }
   }
   if (!granted.ok) await release(won);
   return granted;
@@ -297,14 +402,8 @@ async function release(won: readonly Extract<RuleClaim, { state: 'won' }>[]): Pr
   await Promise.all(won.map((c) => c.release()));
 }
 
-/** Runs one response rule's actions in order, recording an Event for each outcome. */
-async function runRule(
-  options: ResponderOptions,
-  rule: ResponseRule,
-  about: { target: PodTarget; pod: V1Pod | undefined; alert: FalcoAlert; event: EventRef },
-  outcomes: ActionOutcome[],
-  eventErrors: string[],
-): Promise<void> {
+/** Runs one response rule's actions in order; an Event for each outcome is left after the answer. */
+async function runRule(options: ResponderOptions, rule: ResponseRule, about: About, outcomes: ActionOutcome[]): Promise<void> {
   const { target, pod, alert, event } = about;
   const context = {
     event,
@@ -331,9 +430,15 @@ async function runRule(
     outcomes.push(outcome);
     // An Event on the pod for every outcome (kubectl describe pod); none under the global
     // dry-run, which promises to change nothing in the cluster.
-    if (options.kube && pod && !options.dryRun) {
-      const event = await recordEvent(options.kube, pod, outcome, { ruleName: rule.name, alert, dryRun: context.dryRun, now: () => options.clock.now() });
-      if (!event.recorded) eventErrors.push(`${outcome.action}: ${event.error}`);
+    const kube = options.kube;
+    if (kube && pod && !options.dryRun) {
+      const { background } = options;
+      background.run(async () => {
+        const event = await recordEvent(kube, pod, outcome, { ruleName: rule.name, alert, dryRun: context.dryRun, now: () => options.clock.now() });
+        if (!event.recorded) {
+          background.log.warn({ ...aboutFields(about), rule: rule.name, eventErrors: [clipText(`${outcome.action}: ${event.error}`)] }, 'could not record Kubernetes Events for what was done');
+        }
+      });
     }
     if (outcome.status === 'failed' && !step.continueOnError) break;
   }

@@ -15,7 +15,14 @@ import { Cooldowns, DestructiveBudget, type Clock } from './guards.ts';
 import type { KubeClient } from './kube.ts';
 import type { ResponseRule } from './policy.ts';
 import { BudgetStore, type BudgetAnswer } from './state/budget.ts';
-import { ClaimStore, maxOutcomeBytes, type ClaimedPod, type ClaimRecord, type EventRef } from './state/claims.ts';
+import { ClaimStore, maxOutcomeBytes, workingUntil, type Claim, type ClaimedPod, type ClaimRecord, type EventRef } from './state/claims.ts';
+import { pause } from './background.ts';
+import { DropError } from './errors.ts';
+
+/** How many times an outcome record is tried, and the backoff between tries (doubling). */
+export const recordAttempts = 10;
+const recordRetryFirstMs = 100;
+const recordRetryMaxMs = 5000;
 
 /** What a claim records once its response is done: the outcomes of the rule's actions. */
 export interface RecordedOutcome {
@@ -30,7 +37,11 @@ export type RuleClaim =
       readonly rule: ResponseRule;
       /** True when it took over a claim whose holder stopped before recording (it may have acted in part). */
       readonly resumed: boolean;
-      finish(outcome: RecordedOutcome): Promise<string | undefined>;
+      /**
+       * Records the outcome, trying again after a failure that may pass (with backoff, while the
+       * claim's working time lasts, until `signal` aborts); what went wrong when it could not.
+       */
+      finish(outcome: RecordedOutcome, signal: AbortSignal): Promise<string | undefined>;
       release(): Promise<void>;
     }
   /** The same event was already responded to (here or by another replica): its recorded outcome. */
@@ -44,6 +55,12 @@ export interface SafetyState {
   /** Where the state lives, as the startup log says it. */
   readonly home: 'cluster' | 'memory';
   claim(rule: ResponseRule, pod: ClaimedPod, event: EventRef): Promise<RuleClaim>;
+  /**
+   * True when a claim of this rule on this pod for this event is known, without asking the API,
+   * to be lost (a cooldown seen recorded, or a claim this replica holds for another event). A
+   * hint, for what to prepare in parallel with the claim; claim() alone decides.
+   */
+  expectsLoss(rule: ResponseRule, pod: ClaimedPod, event: EventRef): boolean;
   /** Takes `count` slots of the destructive budget, or says in how many seconds they free up. */
   take(count: number): Promise<BudgetAnswer>;
 }
@@ -123,6 +140,8 @@ interface Seen {
 export class ClusterSafety implements SafetyState {
   readonly home = 'cluster' as const;
   private readonly seen: LRUCache<string, Seen>;
+  /** Claims this replica has won and not yet recorded or given back: (rule, pod) → event. */
+  private readonly held = new Map<string, string>();
   constructor(private readonly options: ClusterSafetyOptions) {
     this.seen = new LRUCache({ max: options.cacheMax ?? 10_000 });
   }
@@ -138,22 +157,21 @@ export class ClusterSafety implements SafetyState {
     if (result.won) {
       let claim = result.claim;
       const until = now + rule.cooldownSeconds * 1000;
+      this.held.set(key, eventKey);
       return {
         state: 'won',
         rule,
         resumed: result.resumed,
-        finish: async (outcome) => {
-          try {
-            const recorded = await this.options.claims.record(claim, recordable(outcome));
-            if (!recorded.recorded) return recorded.reason;
-            claim = recorded.claim;
-            this.seen.set(key, { until, event: eventKey });
-            return undefined;
-          } catch (error) {
-            return error instanceof Error ? error.message : String(error);
-          }
+        finish: async (outcome, signal) => {
+          const problem = await this.record(claim, recordable(outcome), signal);
+          this.held.delete(key);
+          if (typeof problem === 'string') return problem;
+          claim = problem;
+          this.seen.set(key, { until, event: eventKey });
+          return undefined;
         },
         release: async () => {
+          this.held.delete(key);
           // A claim that cannot be released is left to expire or to be taken over once its
           // working time is over: the Broker's retry acts then.
           await this.options.claims.release(claim).catch(() => false);
@@ -161,6 +179,36 @@ export class ClusterSafety implements SafetyState {
       };
     }
     return this.lost(rule, key, eventKey, result.record, now);
+  }
+
+  expectsLoss(rule: ResponseRule, pod: ClaimedPod, event: EventRef): boolean {
+    const ref = claimEventRef(event);
+    const key = `${rule.name}\u0000${pod.uid}`;
+    const eventKey = `${ref.source}\u0000${ref.id}`;
+    const seen = this.seen.get(key);
+    if (seen && seen.until > this.options.clock.now().getTime() && seen.event !== eventKey) return true;
+    const held = this.held.get(key);
+    return held !== undefined && held !== eventKey;
+  }
+
+  /**
+   * Writes the outcome on the claim; a failure that may pass (the API unreachable, throttled,
+   * 5xx) is tried again after 0.1 s, then twice as long each time (at most 5 s), as long as the
+   * claim's working time lasts and `signal` has not aborted, at most `recordAttempts` times. The
+   * claim as written, or why it was not.
+   */
+  private async record(claim: Claim, outcome: RecordedOutcome, signal: AbortSignal, attempt = 1): Promise<Claim | string> {
+    try {
+      const recorded = await this.options.claims.record(claim, outcome);
+      return recorded.recorded ? recorded.claim : recorded.reason;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const delay = Math.min(recordRetryFirstMs * 2 ** (attempt - 1), recordRetryMaxMs);
+      const again = error instanceof DropError && error.retryable && attempt < recordAttempts && this.options.clock.now().getTime() + delay < workingUntil(claim);
+      if (!again) return attempt === 1 ? message : `${message} (tried ${attempt} times)`;
+      if (!(await pause(delay, signal))) return `${message} (stopped trying: the service is stopping)`;
+      return this.record(claim, outcome, signal, attempt + 1);
+    }
   }
 
   private lost(rule: ResponseRule, key: string, eventKey: string, record: ClaimRecord, now: number): RuleClaim {
@@ -191,6 +239,10 @@ export class MemorySafety implements SafetyState {
     private readonly cooldowns: Cooldowns,
     private readonly budget: DestructiveBudget,
   ) {}
+
+  expectsLoss(rule: ResponseRule, pod: ClaimedPod): boolean {
+    return this.cooldowns.remaining(rule.name, pod.uid) > 0;
+  }
 
   async claim(rule: ResponseRule, pod: ClaimedPod): Promise<RuleClaim> {
     const remaining = this.cooldowns.remaining(rule.name, pod.uid);

@@ -42,26 +42,31 @@ t.test('deletes the pod that raised the alert and replies with a CloudEvent that
   t.equal(data.alert.rule, 'Terminal shell in container');
   t.equal(data.alert.priority, 'Notice');
   t.same(data.actions, [{ action: 'delete', status: 'done', reason: 'deleted pod default/mysql-db-7d59548d75-g9msc (grace 1s)' }]);
-  // What the client actually sent: read the pod and its namespace (opt-out); claim the (rule,
-  // pod) with a Lease in drop's namespace and take a slot of the budget (read it, then create
-  // it, the first time); delete the pod bound to its UID; leave an Event on it; record the
-  // outcome on the claim.
+  // What the client actually sent, in steps (the calls of a step at once, in any order): read the
+  // pod and its namespace (opt-out); claim the (rule, pod) with a Lease in drop's namespace and
+  // take a slot of the budget (read it, then create it, the first time); delete the pod bound to
+  // its UID; after the answer, leave an Event on it and record the outcome on the claim.
+  await drop.app.background.drain();
   const leases = '/apis/coordination.k8s.io/v1/namespaces/falco-drop/leases';
   const claim = fake.stateRequests.find((r) => r.method === 'POST' && (r.body as { metadata: { name: string } }).metadata.name.startsWith('drop-claim-'));
   const claimName = (claim?.body as { metadata: { name: string } }).metadata.name;
-  t.same(
-    fake.requests.map((r) => `${r.method} ${r.path}`),
-    [
-      `GET ${podPath}`,
-      'GET /api/v1/namespaces/default',
-      `POST ${leases}`,
-      `GET ${leases}/drop-budget`,
-      `POST ${leases}`,
-      `DELETE ${podPath}`,
-      'POST /apis/events.k8s.io/v1/namespaces/default/events',
-      `PUT ${leases}/${claimName}`,
-    ],
-  );
+  const steps = [
+    [`GET ${podPath}`, 'GET /api/v1/namespaces/default'],
+    [`POST ${leases} (claim)`, `GET ${leases}/drop-budget`, `POST ${leases} (budget)`],
+    [`DELETE ${podPath}`],
+    ['POST /apis/events.k8s.io/v1/namespaces/default/events', `PUT ${leases}/${claimName}`],
+  ];
+  const sent = fake.requests.map((r) => {
+    const name = r.method === 'POST' && r.path === leases ? (r.body as { metadata: { name: string } }).metadata.name : undefined;
+    return `${r.method} ${r.path}${name ? (name === 'drop-budget' ? ' (budget)' : ' (claim)') : ''}`;
+  });
+  let from = 0;
+  for (const step of steps) {
+    t.same(sent.slice(from, from + step.length).sort(), [...step].sort(), `then, at once: ${step.join(', ')}`);
+    from += step.length;
+  }
+  t.equal(sent.length, from, 'and nothing else');
+  t.ok(sent.indexOf(`GET ${leases}/drop-budget`) < sent.indexOf(`POST ${leases} (budget)`), 'the budget read before it is created');
   t.match(fake.leases.get(`falco-drop/${claimName}`), {
     metadata: {
       labels: { 'app.kubernetes.io/managed-by': 'falco-drop', 'falco-drop/state': 'claim' },
@@ -198,11 +203,12 @@ t.test('asks the Broker to retry when the Kubernetes API cannot answer', async (
     { name: '429 throttling, honouring its Retry-After', fault: { status: 429, headers: { 'retry-after': '7' } }, status: 429, retryAfter: '7' },
     { name: '429 throttling without Retry-After', fault: { status: 429 }, status: 429, retryAfter: '5' },
     { name: 'a broken connection', fault: { destroy: true }, status: 503, retryAfter: '5' },
-    { name: 'a timeout', fault: { delayMs: 600, status: 200 }, status: 503, retryAfter: '5' },
+    { name: 'a timeout', fault: { delayMs: 2000, status: 200 }, status: 503, retryAfter: '5' },
   ];
   for (const c of cases) {
     t.test(c.name, async (t) => {
-      const { fake, drop } = await setup(t, { timeoutMs: 300 });
+      // A second for each API call: the retry's calls run two at a time, on a loaded machine too.
+      const { fake, drop } = await setup(t, { timeoutMs: 1000 });
       fake.fail({ method: 'DELETE', path: /pods/, ...c.fault });
       const res = await deliver(drop, falcoPayload(), `retry-${c.name}`);
       t.equal(res.statusCode, c.status);

@@ -147,12 +147,15 @@ t.test('every action leaves an Event on the pod, a Warning when it failed, and a
   const { fake, drop } = await setup(t);
   fake.fail({ method: 'DELETE', path: /web-1/, status: 403, body: statusBody(403, 'forbidden') });
   t.equal((await alertAbout(drop, 'web-1')).statusCode, 422);
+  await drop.app.background.drain();
   const warning = fake.requests.find((r) => r.path.includes('/events'))?.body as Record<string, unknown>;
   t.match(warning, { type: 'Warning', reason: 'FalcoDropDeleteFailed', regarding: { name: 'web-1' } });
   fake.fail({ method: 'POST', path: /events/, status: 500 });
   const res = await alertAbout(drop, 'web-2');
   t.equal(res.statusCode, 200, 'the pod was deleted: the answer says so');
   t.notOk(fake.pods.has('default/web-2'));
+  // Events are left after the answer.
+  await drop.app.background.drain();
   t.ok(drop.logs.some((l) => l.msg === 'could not record Kubernetes Events for what was done' && /delete:/.test(JSON.stringify(l.eventErrors))));
 });
 

@@ -149,17 +149,28 @@ interface Hold {
  * that request has reached the API, so its client sees the connection drop (and, as the Broker
  * does, retries).
  */
-async function killAWhile(t: Test, p: Pair, bytes: Buffer, hold: Hold): Promise<void> {
+async function killAWhile(t: Test, p: Pair, bytes: Buffer, hold: Hold, options: { alsoWaitFor?: Omit<Hold, 'status'>; answered?: boolean } = {}): Promise<void> {
   p.fake.fail({ ...hold, delayMs: 3000 });
   const since = p.fake.requests.length;
   const inFlight = sendBytes(p.a, bytes);
   // FakeKube.arrived() looks at every request so far; this one must come after `since`.
-  for (const deadline = Date.now() + 10_000; !p.fake.requests.slice(since).some((r) => r.method === hold.method && hold.path.test(r.path)); ) {
-    if (Date.now() > deadline) throw new Error(`no ${hold.method} ${hold.path} reached the API`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+  for (const wanted of [hold, options.alsoWaitFor ?? hold]) {
+    for (const deadline = Date.now() + 10_000; !p.fake.requests.slice(since).some((r) => r.method === wanted.method && wanted.path.test(r.path)); ) {
+      if (Date.now() > deadline) throw new Error(`no ${wanted.method} ${wanted.path} reached the API`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
   }
   t.equal(await killService(p.a), 'SIGKILL', `drop-a is killed while its ${hold.method} is held`);
-  t.match(await inFlight, { dropped: String }, "drop-a's client sees the connection drop");
+  if (options.answered) t.match(await inFlight, { status: 200 }, 'drop-a had answered: the record is written after the answer');
+  else t.match(await inFlight, { dropped: String }, "drop-a's client sees the connection drop");
+}
+
+/** Waits for drop-b's claim on `pod` to carry its outcome (written after the answer). */
+async function recorded(p: Pair, pod: string): Promise<void> {
+  for (const deadline = Date.now() + 10_000; !claimOf(p.fake, pod)?.metadata.annotations?.['falco-drop/outcome']; ) {
+    if (Date.now() > deadline) throw new Error(`no outcome recorded on the claim of ${pod}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 /** drop-a started again (same name, as a replacement pod of the revision may be), and the last event delivered to it again. */
@@ -219,15 +230,17 @@ t.test('two replicas on one API: act once, and a replica killed in the middle lo
     t.same(answers.map(status), [200], 'the redelivery to drop-b is answered with its delete');
     t.equal(deletesOf(p.fake, pod).length, 1, 'one DELETE');
     t.ok(p.fake.pods.get(`default/${pod}`)?.metadata.deletionTimestamp, 'the pod is terminating');
+    await recorded(p, pod);
     t.match(claimOf(p.fake, pod), { spec: { holderIdentity: 'drop-b' }, metadata: { annotations: { 'falco-drop/event-id': fixtureId, 'falco-drop/outcome': /"status":"done"/ } } }, 'drop-b holds the claim and recorded the outcome');
     await restartA(t, p, { bytes, pod });
   });
 
-  await t.test('killed after its claim, before the DELETE (the budget read held): 503 DROP_IN_PROGRESS, then drop-b resumes and deletes once', async (t) => {
+  await t.test('killed after its claim, before the DELETE (the budget update held): 503 DROP_IN_PROGRESS, then drop-b resumes and deletes once', async (t) => {
     const pod = 'mysql-db-7d59548d75-kill2';
     p.fake.addPod(makePod('default', pod, 'uid-kill-claimed'));
     const bytes = retimed(fixtureFor(`kill-2-${fixtureId}`, pod), new Date());
-    await killAWhile(t, p, bytes, { method: 'GET', path: /\/leases\/drop-budget$/, status: 500 });
+    // The budget is taken while the rule is claimed: drop-a is killed once its claim has reached the API.
+    await killAWhile(t, p, bytes, { method: 'PUT', path: /\/leases\/drop-budget$/, status: 500 }, { alsoWaitFor: { method: 'POST', path: /\/leases$/ } });
     t.match(claimOf(p.fake, pod), { spec: { holderIdentity: 'drop-a' } }, 'drop-a holds the claim');
     t.notOk(claimOf(p.fake, pod)?.metadata.annotations?.['falco-drop/outcome'], 'with no outcome');
     t.equal(deletesOf(p.fake, pod).length, 0, 'and sent no DELETE');
@@ -243,6 +256,7 @@ t.test('two replicas on one API: act once, and a replica killed in the middle lo
     const answers = await deliver(() => sendBytes(p.b, bytes));
     t.same(answers.map(status), [200], 'once the working time is over, the retry is answered with the delete');
     t.equal(deletesOf(p.fake, pod).length, 1, 'one DELETE');
+    await recorded(p, pod);
     t.match(claimOf(p.fake, pod), { spec: { holderIdentity: 'drop-b', leaseTransitions: 1 }, metadata: { annotations: { 'falco-drop/outcome': /"status":"done"/ } } }, 'drop-b took the claim over and recorded the outcome');
     await restartA(t, p, { bytes, pod });
   });
@@ -251,7 +265,7 @@ t.test('two replicas on one API: act once, and a replica killed in the middle lo
     const pod = 'mysql-db-7d59548d75-kill3';
     p.fake.addPod(makePod('default', pod, 'uid-kill-record'));
     const bytes = retimed(fixtureFor(`kill-3-${fixtureId}`, pod), new Date());
-    await killAWhile(t, p, bytes, { method: 'PUT', path: /\/leases\/drop-claim-[0-9a-f]{40}$/, status: 500 });
+    await killAWhile(t, p, bytes, { method: 'PUT', path: /\/leases\/drop-claim-[0-9a-f]{40}$/, status: 500 }, { answered: true });
     t.equal(deletesOf(p.fake, pod).length, 1, "drop-a's DELETE was done");
     t.notOk(claimOf(p.fake, pod)?.metadata.annotations?.['falco-drop/outcome'], 'its outcome never recorded');
     // The kubelet has stopped the pod (drop's grace period is 1 s) and the API server forgets it.
@@ -272,7 +286,7 @@ t.test('two replicas on one API: act once, and a replica killed in the middle lo
     const pod = 'mysql-db-7d59548d75-kill4';
     p.fake.addPod(makePod('default', pod, 'uid-kill-terminating'));
     const bytes = retimed(fixtureFor(`kill-4-${fixtureId}`, pod), new Date());
-    await killAWhile(t, p, bytes, { method: 'PUT', path: /\/leases\/drop-claim-[0-9a-f]{40}$/, status: 500 });
+    await killAWhile(t, p, bytes, { method: 'PUT', path: /\/leases\/drop-claim-[0-9a-f]{40}$/, status: 500 }, { answered: true });
     t.equal(deletesOf(p.fake, pod).length, 1, "drop-a's DELETE was done");
     t.ok(p.fake.pods.get(`default/${pod}`)?.metadata.deletionTimestamp, 'the pod is terminating');
 

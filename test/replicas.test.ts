@@ -245,6 +245,7 @@ t.test('a replica that dies holding a claim, before its DELETE: the event waits 
   t.match(bodyOf(resumed), { result: 'done', actions: [{ action: 'delete', status: 'done' }] });
   t.equal(podDeletes(fake).length, 1, 'acted once');
   t.notOk(fake.pods.has('default/web-1'));
+  await restarted.app.background.drain();
   t.match(claims(fake.leases)[0], { spec: { leaseTransitions: 1 }, metadata: { annotations: { 'falco-drop/outcome': /"status":"done"/ } } });
   // drop-1 retries too, after the pod has gone: a 2xx, and nothing more.
   const after = await send(replicas[1]!.drop, event);
@@ -306,6 +307,7 @@ t.test('a restart after a recorded response: the new instance answers a redelive
   const event = alertAbout('recorded-1', 'web-1', Date.parse('2025-06-12T09:21:07Z'));
   const first = await send(replicas[0]!.drop, event);
   t.equal(first.statusCode, 200);
+  await replicas[0]!.drop.app.background.drain();
   const writes = workWrites(fake).length;
   t.equal(writes, 2, 'the DELETE and its Event');
 

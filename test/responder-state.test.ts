@@ -86,7 +86,8 @@ t.test('the same event in progress at another replica for the second rule: 503 D
   t.ok(fake.requests.some((r) => r.method === 'DELETE' && r.path === `${leases}/${claimName('mark', podUid)}`));
   t.ok(fake.leases.has(claimKey('kill')), "the other replica's claim stays");
   t.same(podWrites(fake), [], 'nothing done to the pod');
-  t.notOk(fake.leases.has(`${ns}/${budgetName}`), 'no budget taken');
+  await drop.app.background.drain();
+  t.equal(fake.leases.get(`${ns}/${budgetName}`)?.metadata.annotations?.[budgetAnnotation], '[]', 'the budget slot taken while claiming is given back');
 
   // The other replica finishes and records; the Broker's retry gets its outcome, and acts on the rest.
   const recorded = { outcomes: [{ action: 'delete', status: 'done', reason: `deleted pod default/${podName} (grace 1s) at drop-other` }] };
@@ -223,7 +224,13 @@ t.test('the same event already recorded by another replica: answered from the re
   t.equal(res.headers['ce-id'], replyId(`ce\u0000${source}\u0000ev-rec`), 'the reply id follows from the event, as at the replica that acted');
   t.match(JSON.parse(res.body), { result: 'done', rules: ['terminal-shell'], actions: outcomes, target: { uid: podUid } });
   const after = fake.requests.slice(before);
-  t.same(after.filter((r) => r.method !== 'GET').map((r) => `${r.method} ${r.path}`), [`POST ${leases}`], 'one claim attempt (409), nothing else written');
+  await drop.app.background.drain();
+  t.same(
+    after.filter((r) => r.method !== 'GET' && !r.path.endsWith(budgetName) && (r.body as { metadata?: { name?: string } }).metadata?.name !== budgetName).map((r) => `${r.method} ${r.path}`),
+    [`POST ${leases}`],
+    'one claim attempt (409), nothing else written but the budget',
+  );
+  t.equal(fake.leases.get(`${ns}/${budgetName}`)?.metadata.annotations?.[budgetAnnotation], '[]', 'the slot taken while claiming given back');
   t.same(deletes(fake), [], 'no DELETE');
   t.ok(fake.pods.has(`default/${podName}`));
   t.match(decisionLine(drop, 'ev-rec'), { level: 30, decision: 'act', outcome: 'done', status: 200, fromRecord: [{ rule: 'terminal-shell', holder: 'drop-other' }] });
@@ -272,24 +279,64 @@ t.test('one rule answered from the record, one won: both in the answer, only the
   t.match(data.actions, [marked, { action: 'delete', status: 'done' }], 'in the policy’s order');
   t.equal(data.actions.length, 2);
   t.same(podWrites(fake).map((r) => `${r.method} ${r.path}`), [`DELETE ${podPath}`], 'no label patch: that was the other replica');
+  await drop.app.background.drain();
   t.match(fake.leases.get(claimKey('kill'))?.metadata.annotations, { [claimAnnotations.outcome]: JSON.stringify({ outcomes: [data.actions[1]] }) }, 'its own outcome recorded');
   t.match(decisionLine(drop, 'ev-mixed'), { rules: ['mark', 'kill'], fromRecord: [{ rule: 'mark', holder: 'drop-other' }] });
 });
 
-t.test('the outcome cannot be recorded: still 200 (the pod was deleted), and a warning', async (t) => {
-  const { fake, drop } = await setup(t);
-  fake.fail({ method: 'PUT', path: /\/leases\/drop-claim-/, status: 500 });
+t.test('the outcome cannot be recorded before the claim\'s working time is over: still 200 (the pod was deleted), and a warning', async (t) => {
+  const { fake, drop, clock } = await setup(t);
+  // Held at the API server until the working time is over, then refused.
+  fake.fail({ method: 'PUT', path: /\/leases\/drop-claim-/, status: 500, delayMs: 300 });
   const res = await deliver(drop, 'ev-norecord');
   t.equal(res.statusCode, 200);
   t.match(JSON.parse(res.body), { result: 'done', actions: [{ action: 'delete', status: 'done' }] });
   t.notOk(fake.pods.has(`default/${podName}`));
+  await fake.arrived('PUT', /\/leases\/drop-claim-/);
+  clock.advance(30);
+  await drop.app.background.drain();
   const warnings = drop.logs.filter((l) => l.level === 40 && /could not record the outcome on its claim/.test(String(l.msg)));
   t.equal(warnings.length, 1);
-  t.match(warnings[0], { ce: { id: 'ev-norecord' }, stateErrors: [/^terminal-shell: record the outcome of claim falco-drop\/drop-claim-[0-9a-f]{40}: Kubernetes answered 500/] });
+  t.match(warnings[0], { ce: { id: 'ev-norecord', source }, target: `default/${podName}`, rule: 'terminal-shell', stateErrors: [/^terminal-shell: record the outcome of claim falco-drop\/drop-claim-[0-9a-f]{40}: Kubernetes answered 500/] });
   t.equal(fake.leases.get(claimKey('terminal-shell'))?.metadata.annotations?.[claimAnnotations.outcome], undefined, 'not recorded');
   t.ok(fake.leases.has(claimKey('terminal-shell')), 'the claim holds the cooldown');
   t.equal((await deliver(drop, 'ev-norecord')).statusCode, 200, 'a redelivery here is answered from memory');
   t.equal(drop.logs.filter((l) => /could not record the outcome/.test(String(l.msg))).length, 1, 'and warned about once');
+});
+
+t.test('the answer does not wait for the outcome record: a redelivery meanwhile is told it is in progress, then answered from the record', async (t) => {
+  // As the API server does, the deleted pod stays readable while it terminates.
+  const fake = await new FakeKube({ terminatingPods: true }).start();
+  fake.addNamespace('default');
+  fake.addPod(makePod('default', podName, podUid));
+  const clock = new ManualClock(Date.parse('2025-06-12T09:21:08Z'));
+  const drop = await createTestApp({ fake, now: () => clock.now() });
+  const b = await createTestApp({ fake, identity: 'drop-b', now: () => clock.now() });
+  t.teardown(async () => {
+    await drop.close();
+    await b.close();
+    await fake.stop();
+  });
+  // The first record is held at the API server, then fails: it is tried again.
+  fake.fail({ method: 'PUT', path: /\/leases\/drop-claim-/, status: 503, delayMs: 500 });
+  const res = await deliver(drop, 'ev-later');
+  t.equal(res.statusCode, 200, 'answered with the record on its way');
+  t.match(JSON.parse(res.body), { result: 'done', actions: [{ action: 'delete', status: 'done' }] });
+  t.equal(drop.app.background.pending > 0, true, 'the record is still pending');
+  const copy = await deliver(b, 'ev-later');
+  t.equal(copy.statusCode, 503, 'a copy at another replica meanwhile');
+  t.match(JSON.parse(copy.body).error, { code: 'DROP_IN_PROGRESS', details: { holder: 'drop-test' } });
+  t.equal(copy.headers['retry-after'], '5');
+  t.equal((await deliver(drop, 'ev-later')).statusCode, 200, 'a copy here is answered from memory');
+  await drop.app.background.drain();
+  t.equal(fake.requests.filter((r) => r.method === 'PUT' && r.path.includes('/drop-claim-')).length, 2, 'recorded at the second try');
+  t.match(JSON.parse(fake.leases.get(claimKey('terminal-shell'))?.metadata.annotations?.[claimAnnotations.outcome] ?? 'null'), { outcomes: [{ action: 'delete', status: 'done' }] });
+  const retry = await deliver(b, 'ev-later');
+  t.equal(retry.statusCode, 200, "the Broker's retry at the other replica");
+  t.equal(retry.body, res.body, 'the same reply');
+  t.match(decisionLine(b, 'ev-later'), { fromRecord: [{ rule: 'terminal-shell', holder: 'drop-test' }] });
+  t.equal(deletes(fake).filter((r) => r.path === podPath).length, 1, 'one DELETE');
+  t.equal(drop.logs.filter((l) => /could not record/.test(String(l.msg))).length, 0, 'no warning: it was recorded');
 });
 
 t.test('a retryable failure in the second rule after the first is done', async (t) => {

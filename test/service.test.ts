@@ -43,6 +43,9 @@ t.test('pointed at a Kubernetes API, a Broker delivery deletes exactly that pod'
   t.equal(res.status, 200);
   t.equal(res.headers['ce-type'], 'dev.falcodrop.response.v1');
   t.match(res.body, /"evtTime":1749720067118402960/);
+  // The Event and the outcome record are written after the answer.
+  await fake.arrived('POST', /\/events$/);
+  await fake.arrived('PUT', /\/leases\/drop-claim-/);
   const state = new Set(fake.stateRequests);
   t.same(fake.mutations().filter((r) => !state.has(r)).map((r) => `${r.method} ${r.path}`), [
     'DELETE /api/v1/namespaces/default/pods/mysql-db-7d59548d75-g9msc',

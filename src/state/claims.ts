@@ -223,6 +223,11 @@ export class ClaimStore {
   }
 }
 
+/** Until when the holder of `claim` may act (ms): its working time. */
+export function workingUntil(claim: Claim): number {
+  return timeMs(claim.lease.metadata?.annotations?.[claimAnnotations.workingUntil]);
+}
+
 /** When a claim expires (ms); NaN, read as expired, for a Lease without its times. */
 function expiry(lease: V1Lease): number {
   return timeMs(lease.spec?.renewTime) + (lease.spec?.leaseDurationSeconds ?? 0) * 1000;

@@ -73,13 +73,16 @@ t.test('captures before the delete, and the reply event carries the manifest and
   t.ok(at('POST', /\/secrets$/) < at('DELETE', new RegExp(`^${podPath}$`)), 'kept before the delete');
   t.equal(fake.pods.size, 0, 'then the pod is gone');
   t.equal(fake.secretData(ns, secret)!['main.log']!.toString(), `mysqld: ready for connections\n${marker}\n`, 'and its log is kept');
-  t.match(fake.events.map((e) => e.reason), ['FalcoDropCapture', 'FalcoDropDelete']);
+  // The Events are left after the answer, each as its action ends.
+  await drop.app.background.drain();
+  t.match(fake.events.map((e) => e.reason).sort(), ['FalcoDropCapture', 'FalcoDropDelete']);
   notInLogs(t, drop);
 });
 
 t.test('a redelivery answered from the claim\'s record (another replica) leads to the Secret', async (t) => {
   const { fake, drop } = await setup(t, { terminatingPods: true });
   await deliver(drop, 'evt-1');
+  await drop.app.background.drain(); // the outcome is recorded after the answer
   const secret = captureName({ source, id: 'evt-1' }, 'capture-then-delete');
   const record = fake.leases.get(`${ns}/${claimName('capture-then-delete', podUid)}`)!.metadata.annotations![claimAnnotations.outcome]!;
   t.ok(Buffer.byteLength(record) <= 4096 && record.includes(secret) && !record.includes('203.0.113.9'), 'the claim records the reference, never the logs');

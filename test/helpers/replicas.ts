@@ -104,6 +104,9 @@ export async function startReplicas(t: Test | undefined, options: ReplicaOptions
     close,
     crash: async (drop) => {
       drop.kube!.close();
+      // Its outcome records would be tried again until their working time is over: nothing
+      // reaches the API server any more, so it gives them up at once.
+      drop.app.background.abandon();
       await stop(drop, open);
     },
     restart: async (index) => {

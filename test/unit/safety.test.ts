@@ -36,6 +36,8 @@ function won(claim: RuleClaim): Extract<RuleClaim, { state: 'won' }> {
   return claim;
 }
 
+/** Never aborted: the service is not stopping. */
+const signal = new AbortController().signal;
 const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
 
 t.test('claimEventRef keeps short references and stores long ones as their sha256', async (t) => {
@@ -165,7 +167,7 @@ t.test('ClusterSafety', async (t) => {
     t.equal(claim.resumed, false);
     t.equal(claim.rule, rule);
     t.match(fake.leases.get(leaseKey), { spec: { holderIdentity: 'drop-a', leaseDurationSeconds: 60 } });
-    t.equal(await claim.finish(outcome), undefined, 'recorded');
+    t.equal(await claim.finish(outcome, signal), undefined, 'recorded');
     t.equal(fake.leases.get(leaseKey)?.metadata.annotations?.[claimAnnotations.outcome], JSON.stringify(outcome));
 
     clock.advance(10.5);
@@ -204,7 +206,7 @@ t.test('ClusterSafety', async (t) => {
     clock.advance(31);
     const resumed = won(await b.claim(rule, pod, event('e-1')));
     t.equal(resumed.resumed, true, 'drop-a stalled past its working time: drop-b resumes');
-    t.equal(await claim.finish(outcome), 'another replica took the claim over (it changed since this replica claimed it)');
+    t.equal(await claim.finish(outcome, signal), 'another replica took the claim over (it changed since this replica claimed it)');
     t.equal(fake.leases.get(leaseKey)?.metadata.annotations?.[claimAnnotations.outcome], undefined, 'nothing written over drop-b');
     t.match(await a.claim(rule, pod, event('e-2')), { state: 'cooling', remainingSeconds: 60 });
     const before = fake.requests.length;
@@ -212,15 +214,52 @@ t.test('ClusterSafety', async (t) => {
     t.ok(fake.requests.length > before, 'not answered from memory: the claim was never seen recorded');
   });
 
-  t.test('finish says why when the API fails', async (t) => {
+  t.test('finish tries again after a failure that may pass, and records', async (t) => {
     const { fake, replica } = await cluster(t);
     const a = replica('drop-a');
     const claim = won(await a.claim(rule, pod, event('e-1')));
+    fake.fail({ method: 'PUT', path: /\/leases\/drop-claim-/, status: 500, times: 2 });
+    t.equal(await claim.finish(outcome, signal), undefined, 'recorded at the third try');
+    t.equal(fake.requests.filter((r) => r.method === 'PUT').length, 3);
+    t.equal(fake.leases.get(leaseKey)?.metadata.annotations?.[claimAnnotations.outcome], JSON.stringify(outcome));
+    t.equal(a.expectsLoss(rule, pod, event('e-2')), true, 'remembered: another event is known to be cooling');
+  });
+
+  t.test('finish says why when the API fails past the claim\'s working time, and nothing is remembered', async (t) => {
+    const { fake, clock, replica } = await cluster(t);
+    const a = replica('drop-a');
+    const claim = won(await a.claim(rule, pod, event('e-1')));
+    // The first try is held at the API server while the working time runs out.
+    fake.fail({ method: 'PUT', path: /\/leases\/drop-claim-/, status: 500, delayMs: 300 });
+    const finished = claim.finish(outcome, signal);
+    await fake.arrived('PUT', /\/leases\/drop-claim-/);
+    clock.advance(30);
+    t.match(await finished, /^record the outcome of claim falco-drop\/drop-claim-[0-9a-f]{40}: Kubernetes answered 500[^(]*$/, 'tried once: no time left for another');
+    t.equal(fake.requests.filter((r) => r.method === 'PUT').length, 1);
+    t.equal(a.expectsLoss(rule, pod, event('e-2')), false, 'a claim not recorded is not remembered');
+  });
+
+  t.test('finish does not try again a refusal that retrying cannot fix', async (t) => {
+    const { fake, replica } = await cluster(t);
+    const claim = won(await replica('drop-a').claim(rule, pod, event('e-1')));
     fake.fail({ method: 'PUT', path: /\/leases\/drop-claim-/, status: 500 });
-    t.match(await claim.finish(outcome), /^record the outcome of claim falco-drop\/drop-claim-[0-9a-f]{40}: Kubernetes answered 500/);
-    const before = fake.requests.length;
-    t.match(await a.claim(rule, pod, event('e-2')), { state: 'cooling' });
-    t.ok(fake.requests.length > before, 'a claim not recorded is not remembered');
+    fake.fail({ method: 'PUT', path: /\/leases\/drop-claim-/, status: 403 });
+    t.match(await claim.finish(outcome, signal), /Kubernetes answered 403.*\(tried 2 times\)$/, 'a 500, tried again, then a 403');
+    t.equal(fake.requests.filter((r) => r.method === 'PUT').length, 2);
+  });
+
+  t.test('finish stops trying when the service stops, and says so', async (t) => {
+    const { fake, replica } = await cluster(t);
+    const a = replica('drop-a');
+    const stop = new AbortController();
+    const first = won(await a.claim(rule, pod, event('e-1')));
+    fake.fail({ method: 'PUT', path: /\/leases\/drop-claim-/, status: 503, times: 2 });
+    const finished = first.finish(outcome, stop.signal);
+    await fake.arrived('PUT', /\/leases\/drop-claim-/);
+    stop.abort();
+    t.match(await finished, /answered 503.*\(stopped trying: the service is stopping\)$/);
+    const second = won(await a.claim(rule, { ...pod, uid: 'another-pod' }, event('e-1')));
+    t.match(await second.finish(outcome, stop.signal), /answered 503.*stopped trying: the service is stopping/, 'already stopped: one try');
   });
 
   t.test('finish turns anything thrown into text', async (t) => {
@@ -233,7 +272,8 @@ t.test('ClusterSafety', async (t) => {
       },
     } as unknown as ClaimStore;
     const safety = new ClusterSafety({ claims, budget: undefined as never, clock, cacheMax: 1 });
-    t.equal(await won(await safety.claim(rule, pod, event('e-1'))).finish(outcome), 'a string, not an Error');
+    t.equal(safety.expectsLoss(rule, pod, event('e-1')), false, 'nothing known');
+    t.equal(await won(await safety.claim(rule, pod, event('e-1'))).finish(outcome, signal), 'a string, not an Error');
   });
 
   t.test('release deletes the claim; a release that fails is left to expire', async (t) => {
@@ -257,9 +297,14 @@ t.test('ClusterSafety', async (t) => {
     const a = replica('drop-a');
     const b = replica('drop-b');
     const held = won(await b.claim(rule, pod, event('e-b')));
+    t.equal(b.expectsLoss(rule, pod, event('e-a')), true, 'drop-b knows it holds the claim for another event');
+    t.equal(b.expectsLoss(rule, pod, event('e-b')), false, 'not for the same event');
+    t.equal(a.expectsLoss(rule, pod, event('e-a')), false, 'drop-a does not know before it asks');
     clock.advance(0.2);
     t.same(await a.claim(rule, pod, event('e-a')), { state: 'cooling', rule, remainingSeconds: 60 });
+    t.equal(a.expectsLoss(rule, pod, event('e-c')), false, 'a claim in progress is not remembered');
     await held.release();
+    t.equal(b.expectsLoss(rule, pod, event('e-a')), false, 'given back: no longer held');
     const before = fake.requests.length;
     t.equal((await a.claim(rule, pod, event('e-a'))).state, 'won');
     t.equal(fake.requests.length, before + 1, 'asked the API (one create)');
@@ -269,7 +314,7 @@ t.test('ClusterSafety', async (t) => {
     const { fake, clock, replica } = await cluster(t);
     const a = replica('drop-a');
     const b = replica('drop-b');
-    await won(await b.claim(rule, pod, event('e-b'))).finish(outcome);
+    await won(await b.claim(rule, pod, event('e-b'))).finish(outcome, signal);
     clock.advance(59.5);
     t.same(await a.claim(rule, pod, event('e-a')), { state: 'cooling', rule, remainingSeconds: 1 });
     const before = fake.requests.length;
@@ -377,9 +422,11 @@ t.test('MemorySafety', async (t) => {
   const clock = new ManualClock();
   const safety = new MemorySafety(new Cooldowns(clock), new DestructiveBudget(clock, 2));
   t.equal(safety.home, 'memory');
+  t.equal(safety.expectsLoss(rule, pod), false);
   const first = won(await safety.claim(rule, pod));
   t.equal(first.resumed, false);
-  t.equal(await first.finish(outcome), undefined);
+  t.equal(safety.expectsLoss(rule, pod), true, 'cooling');
+  t.equal(await first.finish(outcome, signal), undefined);
   clock.advance(20);
   t.same(await safety.claim(rule, pod), { state: 'cooling', rule, remainingSeconds: 40 });
   t.equal((await safety.claim({ ...rule, name: 'other' }, pod)).state, 'won', 'per rule');
@@ -387,7 +434,7 @@ t.test('MemorySafety', async (t) => {
   await first.release();
   const again = await safety.claim(rule, pod);
   t.equal(again.state, 'won', 'a release cancels the cooldown');
-  await won(again).finish(outcome);
+  await won(again).finish(outcome, signal);
   t.equal((await safety.claim(rule, pod)).state, 'cooling');
 
   const grant = await safety.take(2);
