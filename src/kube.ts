@@ -172,11 +172,14 @@ export interface KubeClient {
  */
 function lazyApi<T extends object>(load: () => Promise<T>): T {
   return new Proxy({} as T, {
-    get: (_target, name) =>
-      // Not a thenable: awaiting the API object itself must not call the API.
-      name === 'then'
-        ? undefined
-        : (...args: unknown[]) => load().then((api) => (api[name as keyof T] as (...a: unknown[]) => unknown).apply(api, args)),
+    get: (target, name) =>
+      // A method set on the object (a wrapper, as on a plain API object) is that one.
+      Reflect.has(target, name)
+        ? Reflect.get(target, name)
+        : // Not a thenable: awaiting the API object itself must not call the API.
+          name === 'then'
+          ? undefined
+          : (...args: unknown[]) => load().then((api) => (api[name as keyof T] as (...a: unknown[]) => unknown).apply(api, args)),
   });
 }
 

@@ -41,3 +41,20 @@ t.test('closed while its APIs are still loading, a call waiting for them fails a
   t.equal(fake.connections, 0, 'no connection was opened after close()');
   t.match(await kube.core.readNamespacedPod({ namespace: 'default', name: 'web' }).catch((error: unknown) => error), { message: 'the Kubernetes client is closed' }, 'nor by a later call');
 });
+
+t.test('a method set on an API object is the one called, as on an API built up front (a wrapper, as the tests put around a call)', async (t) => {
+  const fake = await new FakeKube().start();
+  t.teardown(() => fake.stop());
+  fake.addPod(makePod('default', 'web', 'uid-1'));
+  const kube = createKubeClient(fake.kubeConfig(), { timeoutMs: 2000 });
+  t.teardown(() => kube.close());
+  const original = kube.core.readNamespacedPod.bind(kube.core);
+  const seen: string[] = [];
+  kube.core.readNamespacedPod = (async (...args: Parameters<typeof original>) => {
+    seen.push(args[0].name);
+    return original(...args);
+  }) as typeof original;
+  t.equal((await kube.core.readNamespacedPod({ namespace: 'default', name: 'web' })).metadata?.uid, 'uid-1');
+  t.same(seen, ['web'], 'the wrapper ran, then the API was called');
+  t.equal(fake.requests.length, 1);
+});

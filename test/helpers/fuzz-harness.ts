@@ -189,6 +189,10 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
       const judgement = judge(wire, now, oracleSetup);
       const before = fake.requests.length;
       const response = await exchange(port, toBytes(wire), 30_000);
+      // A response that called the API writes its Events and outcome records after its answer
+      // (src/background.ts): they are this request's, so they are waited for (the API quiet for
+      // 100 ms) before the next request, whose calls they would otherwise seem to be.
+      if (fake.requests.length > before) await quiet(() => fake.requests.length, 100);
       const api = fake.requests.slice(before);
       const problems = violations(judgement, response, api);
       for (const key of judgement.keys) sentKeys.add(key);
@@ -202,4 +206,18 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
       await fake.stop();
     },
   };
+}
+
+/** Resolves once `count` has not changed for `ms` (at most 10 s: a write that never stops is the oracle's to see). */
+async function quiet(count: () => number, ms: number): Promise<void> {
+  const until = Date.now() + 10_000;
+  let last = count();
+  let since = Date.now();
+  while (Date.now() - since < ms && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    if (count() !== last) {
+      last = count();
+      since = Date.now();
+    }
+  }
 }
