@@ -15,6 +15,7 @@ import { Cooldowns, DestructiveBudget, type Clock } from './guards.ts';
 import type { KubeClient } from './kube.ts';
 import type { ResponseRule } from './policy.ts';
 import { BudgetStore, type BudgetAnswer } from './state/budget.ts';
+import { scheduleSweep } from './state/common.ts';
 import { ClaimStore, maxOutcomeBytes, workingUntil, type Claim, type ClaimedPod, type ClaimRecord, type EventRef } from './state/claims.ts';
 import { pause } from './background.ts';
 import { DropError } from './errors.ts';
@@ -298,23 +299,5 @@ export const sweepIntervalMs = 60_000;
  * is taken over by the next claim of its (rule, pod); sweeping keeps their number bounded.
  */
 export function scheduleSweeps(safety: ClusterSafety, log: Pick<Logger, 'info' | 'warn'>, everyMs = sweepIntervalMs, random = Math.random): () => void {
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  const next = (): void => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      safety.sweep().then(
-        (deleted) => {
-          if (deleted > 0) log.info({ deleted }, `deleted ${deleted} expired claims`);
-        },
-        (error: unknown) => log.warn({ err: error }, 'could not delete the expired claims; trying again later'),
-      ).finally(next);
-    }, everyMs + Math.floor(random() * everyMs * 0.5));
-    timer.unref();
-  };
-  next();
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
-  };
+  return scheduleSweep(() => safety.sweep(), log, { deleted: (n) => `deleted ${n} expired claims`, failed: 'could not delete the expired claims; trying again later' }, everyMs, random);
 }

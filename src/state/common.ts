@@ -65,3 +65,38 @@ export function contended(what: string, attempts: number, retryAfterSeconds: num
     details: { conflicts: attempts },
   });
 }
+
+/**
+ * Runs `sweep` every `everyMs` plus up to 50 % jitter (so replicas spread out) until the
+ * returned function stops it; what it deleted is logged at info, a failure at warn, and the
+ * next sweep comes all the same.
+ */
+export function scheduleSweep(
+  sweep: () => Promise<number>,
+  log: { info(fields: object, msg: string): void; warn(fields: object, msg: string): void },
+  messages: { readonly deleted: (count: number) => string; readonly failed: string },
+  everyMs: number,
+  random: () => number,
+): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const next = (): void => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      sweep()
+        .then(
+          (deleted) => {
+            if (deleted > 0) log.info({ deleted }, messages.deleted(deleted));
+          },
+          (error: unknown) => log.warn({ err: error }, messages.failed),
+        )
+        .finally(next);
+    }, everyMs + Math.floor(random() * everyMs * 0.5));
+    timer.unref();
+  };
+  next();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}

@@ -21,7 +21,7 @@ import { setHeaderOptions, type CoreV1Api, type V1Secret } from '@kubernetes/cli
 import type { Clock } from '../guards.ts';
 import { claimEventRef } from '../safety.ts';
 import type { EventRef } from './claims.ts';
-import { apiCall, apiCallOr, managedByLabel, stateLabel } from './common.ts';
+import { apiCall, apiCallOr, managedByLabel, scheduleSweep, stateLabel } from './common.ts';
 
 export const capturePrefix = 'drop-capture-';
 export const captureAnnotations = {
@@ -173,23 +173,5 @@ export const evidenceSweepIntervalMs = 10 * 60_000;
  * even when no capture comes to sweep them; a sweep that fails is logged and tried again later.
  */
 export function scheduleEvidenceSweeps(store: EvidenceStore, log: Pick<Logger, 'info' | 'warn'>, everyMs = evidenceSweepIntervalMs, random = Math.random): () => void {
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  const next = (): void => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      store.sweep().then(
-        (deleted) => {
-          if (deleted > 0) log.info({ deleted }, `deleted ${deleted} captures past their time or their number`);
-        },
-        (error: unknown) => log.warn({ err: error }, 'could not delete the old captures; trying again later'),
-      ).finally(next);
-    }, everyMs + Math.floor(random() * everyMs * 0.5));
-    timer.unref();
-  };
-  next();
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
-  };
+  return scheduleSweep(() => store.sweep(), log, { deleted: (n) => `deleted ${n} captures past their time or their number`, failed: 'could not delete the old captures; trying again later' }, everyMs, random);
 }

@@ -476,14 +476,14 @@ function fakeLog() {
   return { log, lines };
 }
 
-/** Records the timers src/safety.ts sets (their delays), passing every call through as it is. */
+/** Records the timers the sweeps set (src/state/common.ts: their delays), passing every call through as it is. */
 function spyTimers(t: Test) {
   const original = globalThis.setTimeout;
   const delays: number[] = [];
   const timers: NodeJS.Timeout[] = [];
   globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
     const timer = original(...args);
-    if (/src\/safety\.ts/.test(new Error().stack ?? '')) {
+    if (/src\/state\/common\.ts/.test(new Error().stack ?? '')) {
       delays.push(args[1] as number);
       timers.push(timer);
     }
