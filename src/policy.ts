@@ -8,7 +8,7 @@ import type { FalcoAlert } from './falco.ts';
 import { matchMismatch, type FieldCondition, type Match } from './match.ts';
 import { parsePriorityCondition, type PriorityCondition } from './priority-expression.ts';
 import { PolicyError, ProblemList, describeSchemaError, type PolicyProblem } from './policy-problems.ts';
-import { policySchema } from './policy-schema.ts';
+import { ajvOptions, policySchema } from './policy-schema.ts';
 import { convertTalonFiles, type TalonUnsupported } from './talon.ts';
 
 export { PolicyError, type PolicyProblem } from './policy-problems.ts';
@@ -61,7 +61,7 @@ export const defaultPolicyYaml = `rules:
       - action: delete
 `;
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+const ajv = new Ajv(ajvOptions);
 const validateShape = ajv.compile(policySchema);
 const validateParameters = new Map([...actionModules].map(([name, module]) => [name, ajv.compile(module.parameters)]));
 

@@ -6,6 +6,7 @@
  * problems placed in the Talon file. talon.ts converts the rest of the file.
  */
 import { Ajv, type ValidateFunction } from 'ajv';
+import { ajvOptions } from './policy-schema.ts';
 import { actionModules } from './actions/index.ts';
 import { describeSchemaError, type ProblemSink } from './policy-problems.ts';
 
@@ -291,7 +292,7 @@ export const talonActionners: ReadonlyMap<string, Actionner> = new Map([
   ['kubernetes:networkpolicy', networkPolicy],
 ]);
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+const ajv = new Ajv(ajvOptions);
 const validators = new Map<string, ValidateFunction>();
 
 /** Checks the parameters against the drop action's own schema, placing problems in the Talon file. */

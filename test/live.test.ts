@@ -109,8 +109,9 @@ function openStream(url: string) {
   const comments: string[] = [];
   let ended = false;
   let response: IncomingMessage | undefined;
+  let request: ReturnType<typeof get> | undefined;
   const ready = new Promise<IncomingMessage>((resolve, reject) => {
-    const request = get(url, (res) => {
+    request = get(url, (res) => {
       response = res;
       let buffered = '';
       res.setEncoding('utf8');
@@ -133,7 +134,10 @@ function openStream(url: string) {
     });
     request.on('error', reject);
   });
-  return { events, comments, ready, ended: () => ended, close: () => response?.destroy() };
+  // A request cut before its answer fails `ready`: no one need wait for that.
+  ready.catch(() => undefined);
+  // Closed before its answer's headers arrived, the request itself is cut: the server sees the page go either way.
+  return { events, comments, ready, ended: () => ended, close: () => (response ?? request)?.destroy() };
 }
 
 async function until(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
