@@ -26,9 +26,8 @@ async function main(): Promise<void> {
   // ended before the process exits.
   const destination = pino.destination({ dest: 1, sync: false, minLength: 0 });
   const logger = pino({ level: settings.logLevel, base: { service: settings.service } }, destination);
-  // The same load at startup and at each reload.
-  // What DROP_TALON_UNSUPPORTED=skip left out is reported at warn once per policy (by its sha256),
-  // at startup and at a reload, not at every unchanged re-read.
+  // The same load at startup and at each reload. What DROP_TALON_UNSUPPORTED=skip left out is
+  // reported at warn once per policy (by its sha256), not at every unchanged re-read.
   let reported: string | undefined;
   const load = async () => {
     const loaded = await loadPolicyFiles(settings.policyPath, { talonUnsupported: settings.talonUnsupported });
