@@ -43,7 +43,8 @@ export { ServerConfiguration } from '${kubeClient}gen/servers.js';`,
       const fromClient = args.importer.startsWith(kubeClient) && args.path.startsWith('.');
       if (!fromClient && !args.path.startsWith('@kubernetes/client-node')) return undefined;
       const resolved = await build.resolve(args.path, { resolveDir: args.resolveDir, kind: args.kind, importer: args.importer, pluginData: 'resolving' });
-      return resolved.errors.length > 0 ? undefined : { path: resolved.path, sideEffects: false };
+      // What esbuild could not resolve is reported as its own errors, the same as without the plugin.
+      return { path: resolved.path, sideEffects: false, errors: resolved.errors };
     });
   },
 };
