@@ -19,13 +19,18 @@ import {
 } from '@kubernetes/client-node';
 import { Agent, type Dispatcher } from 'undici';
 
+/** The Kubernetes API as the actions use it (src/kube.ts's KubeClient): the client's typed APIs, sharing one connection pool. */
 export interface Apis {
   readonly core: CoreV1Api;
   readonly networking: NetworkingV1Api;
   readonly events: EventsV1Api;
+  /** Read the owner of a pod (ReplicaSet, StatefulSet, DaemonSet) for `detach`. */
   readonly apps: AppsV1Api;
+  /** Read the Job that owns a pod for `detach`. */
   readonly batch: BatchV1Api;
+  /** TokenReviews, to check a sender's token when sender authentication is on. */
   readonly authentication: AuthenticationV1Api;
+  /** Leases in drop's own namespace: the state shared across replicas (src/state). */
   readonly coordination: CoordinationV1Api;
   /** Closes the connections the APIs opened. */
   close(): void;

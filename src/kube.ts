@@ -3,13 +3,6 @@ import { join } from 'node:path';
 import {
   ApiException,
   KubeConfig,
-  type AppsV1Api,
-  type AuthenticationV1Api,
-  type BatchV1Api,
-  type CoordinationV1Api,
-  type CoreV1Api,
-  type EventsV1Api,
-  type NetworkingV1Api,
 } from '@kubernetes/client-node';
 import type { Dispatcher } from 'undici';
 import type { Apis } from './kube-apis.ts';
@@ -150,18 +143,7 @@ export function observeCalls(observe: ApiCallObserver): Dispatcher.DispatcherCom
 }
 
 /** The Kubernetes API as the actions use it: the client's typed APIs, sharing one connection pool. */
-export interface KubeClient {
-  readonly core: CoreV1Api;
-  readonly networking: NetworkingV1Api;
-  readonly events: EventsV1Api;
-  /** Read the owner of a pod (ReplicaSet, StatefulSet, DaemonSet) for `detach`. */
-  readonly apps: AppsV1Api;
-  /** Read the Job that owns a pod for `detach`. */
-  readonly batch: BatchV1Api;
-  /** TokenReviews, to check a sender's token when sender authentication is on. */
-  readonly authentication: AuthenticationV1Api;
-  /** Leases in drop's own namespace: the state shared across replicas (src/state). */
-  readonly coordination: CoordinationV1Api;
+export interface KubeClient extends Omit<Apis, 'close'> {
   readonly kubeConfig: KubeConfig;
   close(): void;
 }

@@ -20,16 +20,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { V1Lease } from '@kubernetes/client-node';
-import { apiCall, apiCallOr, contended, managedByLabel, microTime, stateLabel, timeMs, type StateStoreOptions } from './common.ts';
+import { apiCall, apiCallOr, contended, managedByLabel, microTime, stateLabel, subjectAnnotations, timeMs, type StateStoreOptions } from './common.ts';
 
 export const claimPrefix = 'drop-claim-';
 export const claimAnnotations = {
-  rule: 'falco-drop/rule',
-  podNamespace: 'falco-drop/pod-namespace',
-  podName: 'falco-drop/pod-name',
-  podUid: 'falco-drop/pod-uid',
-  eventSource: 'falco-drop/event-source',
-  eventId: 'falco-drop/event-id',
+  ...subjectAnnotations,
   workingUntil: 'falco-drop/working-until',
   outcome: 'falco-drop/outcome',
 } as const;

@@ -100,3 +100,13 @@ export function scheduleSweep(
     clearTimeout(timer);
   };
 }
+
+/** What a claim and a capture both say they are about: the response rule, the pod and the event. */
+export const subjectAnnotations = {
+  rule: 'falco-drop/rule',
+  podNamespace: 'falco-drop/pod-namespace',
+  podName: 'falco-drop/pod-name',
+  podUid: 'falco-drop/pod-uid',
+  eventSource: 'falco-drop/event-source',
+  eventId: 'falco-drop/event-id',
+} as const;

@@ -21,16 +21,11 @@ import { setHeaderOptions, type CoreV1Api, type V1Secret } from '@kubernetes/cli
 import type { Clock } from '../guards.ts';
 import { claimEventRef } from '../safety.ts';
 import type { EventRef } from './claims.ts';
-import { apiCall, apiCallOr, managedByLabel, scheduleSweep, stateLabel } from './common.ts';
+import { apiCall, apiCallOr, managedByLabel, scheduleSweep, stateLabel, subjectAnnotations } from './common.ts';
 
 export const capturePrefix = 'drop-capture-';
 export const captureAnnotations = {
-  rule: 'falco-drop/rule',
-  podNamespace: 'falco-drop/pod-namespace',
-  podName: 'falco-drop/pod-name',
-  podUid: 'falco-drop/pod-uid',
-  eventSource: 'falco-drop/event-source',
-  eventId: 'falco-drop/event-id',
+  ...subjectAnnotations,
   capturedAt: 'falco-drop/captured-at',
 } as const;
 
