@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import t from 'tap';
 import { jsonNumber, parseJson, stringifyJson } from '../../src/json.ts';
 import { evtTime, falcoJson } from './fixtures/falco.ts';
@@ -65,4 +66,60 @@ t.test('jsonNumber: a bigint that plain JSON.stringify (as pino writes a log lin
   t.throws(() => JSON.stringify({ evtTime }), TypeError, 'a bare bigint makes JSON.stringify throw');
   t.equal(JSON.stringify({ evtTime: jsonNumber(evtTime) }), '{"evtTime":1749720067118402960}');
   t.equal(JSON.stringify([jsonNumber(-(2n ** 70n))]), '[-1180591620717411303424]');
+});
+
+/** What parseJson must give: JSON.parse with a reviver that turns each unsafe integer into a bigint from its source text. */
+function oracle(text: string): unknown {
+  return JSON.parse(text, (_key, value: unknown, context?: { source: string }) =>
+    typeof value === 'number' && !Number.isSafeInteger(value) && /^-?\d+$/.test(context!.source) ? BigInt(context!.source) : value,
+  );
+}
+
+t.test('large integers are exact wherever they are, in any document, and nothing else changes', async (t) => {
+  const integer = fc.oneof(fc.bigInt({ min: -(10n ** 25n), max: 10n ** 25n }), fc.constantFrom(2n ** 53n, 2n ** 53n - 1n, -(2n ** 53n), 10n ** 15n, 10n ** 16n - 1n));
+  const leaf = fc.oneof(integer, fc.double({ noNaN: true, noDefaultInfinity: true }), fc.string({ unit: 'binary' }), fc.constantFrom(true, false, null), fc.constantFrom('\uE0001749720067118402960', '1749720067118402960'));
+  const { tree } = fc.letrec((tie) => ({
+    tree: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('tree')), fc.dictionary(fc.string(), tie('tree'))),
+  }));
+  fc.assert(
+    fc.property(tree, fc.boolean(), (value, indented) => {
+      // Compact, as senders write it, or indented, so numbers also sit between whitespace.
+      const text = indented ? JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? jsonNumber(v) : v), 2) : stringifyJson(value)!;
+      t.strictSame(parseJson(text), oracle(text));
+    }),
+    { numRuns: 500 },
+  );
+});
+
+t.test('text the mark could confuse parses as the reviver parses it, or fails as it fails', async (t) => {
+  const evt = '1749720067118402960';
+  const cases = [
+    `{"a":"\uE000${evt}","b":${evt}}`, // the mark itself in a string
+    `{"a":"\\ue000${evt}","b":${evt}}`, // the mark escaped, lower case
+    `{"a":"\\uE000${evt}","b":${evt}}`, // and upper case
+    `{"__proto__":${evt},"b":[${evt},-${evt},0.${evt},${evt}.5,${evt}e3]}`, // an own __proto__; numbers that are no integers
+    `{"a":"${evt}","b":"x\\"${evt}"}`, // digits inside strings, after an escaped quote
+    `[${evt}]`,
+    evt,
+  ];
+  for (const text of cases) t.strictSame(parseJson(text), oracle(text), text);
+  const proto = parseJson(cases[3]!) as Record<string, unknown>;
+  t.equal(Object.getPrototypeOf(proto), Object.prototype, 'the prototype is not replaced');
+  t.equal(Object.getOwnPropertyDescriptor(proto, '__proto__')?.value, 1749720067118402960n, '__proto__ is an own member, exact');
+  const invalid = [`{${evt}:1}`, `{"a":0${evt}}`, `{"a":${evt}`, `[${evt} ${evt}]`, `{"a":${evt}"x"}`];
+  for (const text of invalid) {
+    t.throws(() => oracle(text), SyntaxError, `${text} is no JSON`);
+    let message = '';
+    try {
+      oracle(text);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    t.throws(() => parseJson(text), new SyntaxError(message), `${text}: the error JSON.parse gives for it`);
+  }
+  const deep = `${'['.repeat(1000)}${evt}${']'.repeat(1000)}`;
+  t.strictSame(parseJson(deep), oracle(deep), 'deep nesting');
+  const deeper = `${'['.repeat(20_000)}${evt}${']'.repeat(20_000)}`;
+  t.throws(() => oracle(deeper), RangeError, 'the reviver overflows the stack on 20,000 levels');
+  t.throws(() => parseJson(deeper), RangeError, 'and so does parseJson, as before (the service refuses over 64 levels first)');
 });
