@@ -17,6 +17,16 @@ const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?
  * as the next second. Digits of the fraction past milliseconds are dropped.
  */
 export function parseTimestamp(text: string): number | undefined {
+  // An alert's time is read several times (its CloudEvent's, its own, the age guard's): once is enough.
+  if (text === last.text) return last.ms;
+  const ms = readTimestamp(text);
+  last = { text, ms };
+  return ms;
+}
+
+let last: { readonly text: string | undefined; readonly ms: number | undefined } = { text: undefined, ms: undefined };
+
+function readTimestamp(text: string): number | undefined {
   const parts = rfc3339.exec(text);
   if (!parts) return undefined;
   const [year, month, day, hour, minute, second] = parts.slice(1, 7).map(Number) as [number, number, number, number, number, number];
