@@ -11,6 +11,7 @@ import { buildApp } from './app.ts';
 import { SenderAuth } from './auth.ts';
 import { findKubeConfig, createKubeClient, serviceAccountDir, tokenReviewer } from './kube.ts';
 import { DecisionLog, liveRoutes } from './live.ts';
+import { LogOutput } from './log-output.ts';
 import { DropMetrics } from './metrics.ts';
 import { loadPolicyFiles, type Guards } from './policy.ts';
 import { formatProblem } from './policy-problems.ts';
@@ -23,9 +24,12 @@ import { EvidenceStore, scheduleEvidenceSweeps } from './state/evidence.ts';
 async function main(): Promise<void> {
   const settings = parseSettings(process.env);
   // stdout written in the background (sonic-boom, as pino does by default), kept at hand to be
-  // ended before the process exits.
+  // ended before the process exits. Requests wait while 4 MiB of lines are unwritten (LogOutput).
+  // sonic-boom's 16 KiB a write stays: it measures its last buffered chunk at every line, so a
+  // larger chunk costs more per line (4 MiB made a flood of batches 50 times slower).
   const destination = pino.destination({ dest: 1, sync: false, minLength: 0 });
-  const logger = pino({ level: settings.logLevel, base: { service: settings.service } }, destination);
+  const output = new LogOutput(destination);
+  const logger = pino({ level: settings.logLevel, base: { service: settings.service } }, output);
   // The same load at startup and at each reload. What DROP_TALON_UNSUPPORTED=skip left out is
   // reported at warn once per policy (by its sha256), not at every unchanged re-read.
   let reported: string | undefined;
@@ -108,6 +112,7 @@ async function main(): Promise<void> {
     dryRunReason,
     senderAuth,
     // Each event answered: counted for /metrics, and shown on the live page.
+    logRoom: () => output.room(),
     observe: (decision) => {
       metrics.observe(decision);
       decisions.add(decision);
