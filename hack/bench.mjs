@@ -11,7 +11,8 @@
 //  memory      RSS idle, then the peak (VmHWM) and RSS after BENCH_ALERTS (100,000) ignored alerts.
 //  flood       Peak RSS under hostile requests, and under ignored alerts, each on a fresh service
 //              at 64 concurrent keep-alive connections (BENCH_HOSTILE, BENCH_IGNORED,
-//              BENCH_CONNECTIONS). The target is a peak at most 150 MB.
+//              BENCH_CONNECTIONS). The target is a peak at most 150 MB. BENCH_FLOOD_EACH=1 floods
+//              with each hostile kind alone instead.
 //  acting      The acting path (hack/bench-acting.ts): API calls and times per action against
 //              the fake API server, about 20 s.
 // drop runs as the image's start command, node itself with the flags of package.json's start
@@ -218,6 +219,11 @@ async function floodScenario(title, count, make) {
 
 async function floods() {
   const kinds = hostileKinds();
+  // BENCH_FLOOD_EACH=1: each hostile kind alone, on a fresh service, to find which one sets the peak.
+  if (process.env.BENCH_FLOOD_EACH) {
+    for (const kind of kinds) await floodScenario(`flood of one hostile kind: ${kind.name}`, hostileCount, (i) => ({ kind: kind.name, ...kind.request(`hostile-${i}`) }));
+    return;
+  }
   await floodScenario('flood of hostile requests (dry-run, no cluster)', hostileCount, (i) => {
     const kind = kinds[i % kinds.length];
     return { kind: kind.name, ...kind.request(`hostile-${i}`) };
