@@ -118,14 +118,7 @@ interface Answer {
 
 /** The bytes an answer takes, counted against the redelivery memory's bound. */
 function answerBytes(answer: Answer): number {
-  // Most answers hold no bigint, and JSON.stringify without a replacer is several times faster.
-  let json: string;
-  try {
-    json = JSON.stringify(answer);
-  } catch {
-    json = stringifyJson(answer);
-  }
-  return stringBytes(json);
+  return stringBytes(stringifyJson(answer));
 }
 
 function errorAnswer(error: DropError): Answer {

@@ -60,6 +60,9 @@ t.test('writes nested bigints, and everything else as JSON.stringify does', asyn
   const plain = { s: 'x', n: 0.5, t: true, z: null, u: undefined, d: new Date(0), nan: Number.NaN };
   t.equal(stringifyJson(plain), JSON.stringify(plain));
   t.equal(stringifyJson(undefined), undefined);
+  const cycle: Record<string, unknown> = { n: 1n };
+  cycle.self = cycle;
+  t.throws(() => stringifyJson(cycle), TypeError, 'a cycle throws as JSON.stringify throws, bigint or not');
 });
 
 t.test('jsonNumber: a bigint that plain JSON.stringify (as pino writes a log line) writes with every digit', async (t) => {
