@@ -143,6 +143,8 @@ export class ClusterSafety implements SafetyState {
   private readonly seen: LRUCache<string, Seen>;
   /** Claims this replica has won and not yet recorded or given back: (rule, pod) → event. */
   private readonly held = new Map<string, string>();
+  /** Claims this replica is asking the API for: (rule, pod) → the events asking, how many times each. */
+  private readonly claiming = new Map<string, Map<string, number>>();
   constructor(private readonly options: ClusterSafetyOptions) {
     this.seen = new LRUCache({ max: options.cacheMax ?? 10_000 });
   }
@@ -154,7 +156,7 @@ export class ClusterSafety implements SafetyState {
     const now = this.options.clock.now().getTime();
     const seen = this.seen.get(key);
     if (seen && seen.until > now && seen.event !== eventKey) return { state: 'cooling', rule, remainingSeconds: Math.ceil((seen.until - now) / 1000) };
-    const result = await this.options.claims.claim({ rule: rule.name, pod, event: ref, cooldownSeconds: rule.cooldownSeconds });
+    const result = await this.asking(key, eventKey, () => this.options.claims.claim({ rule: rule.name, pod, event: ref, cooldownSeconds: rule.cooldownSeconds }));
     if (result.won) {
       let claim = result.claim;
       const until = now + rule.cooldownSeconds * 1000;
@@ -189,7 +191,25 @@ export class ClusterSafety implements SafetyState {
     const seen = this.seen.get(key);
     if (seen && seen.until > this.options.clock.now().getTime() && seen.event !== eventKey) return true;
     const held = this.held.get(key);
-    return held !== undefined && held !== eventKey;
+    if (held !== undefined && held !== eventKey) return true;
+    // Another event about this pod is claiming it here now: at most one of them can win. Without
+    // this, a flood's first alerts would each take the budget early and give it back, and two
+    // replicas doing so ran the budget's Lease into five write conflicts in a row (a 503).
+    return [...(this.claiming.get(key)?.keys() ?? [])].some((other) => other !== eventKey);
+  }
+
+  /** Runs the claim, noting meanwhile that this event is asking for (rule, pod). */
+  private async asking<T>(key: string, eventKey: string, claim: () => Promise<T>): Promise<T> {
+    const events = this.claiming.get(key) ?? new Map<string, number>();
+    this.claiming.set(key, events.set(eventKey, (events.get(eventKey) ?? 0) + 1));
+    try {
+      return await claim();
+    } finally {
+      const left = events.get(eventKey)! - 1;
+      if (left > 0) events.set(eventKey, left);
+      else events.delete(eventKey);
+      if (events.size === 0) this.claiming.delete(key);
+    }
   }
 
   /**

@@ -188,6 +188,20 @@ t.test('ClusterSafety', async (t) => {
     t.equal(fake.leases.get(leaseKey)?.metadata.annotations?.[claimAnnotations.eventId], 'e-4');
   });
 
+  t.test('while one event claims a pod here, another event about it expects to lose: it takes no budget early', async (t) => {
+    const { replica } = await cluster(t);
+    const a = replica('drop-a');
+    const first = a.claim(rule, pod, event('e-1'));
+    const second = a.claim(rule, pod, event('e-1'));
+    t.equal(a.expectsLoss(rule, pod, event('e-2')), true, 'another event is claiming the pod here');
+    t.equal(a.expectsLoss(rule, pod, event('e-1')), false, 'not the event claiming it');
+    t.equal(a.expectsLoss({ ...rule, name: 'another-rule' }, pod, event('e-2')), false, 'another rule has its own claim');
+    won(await first);
+    t.equal((await second).state, 'busy', 'the same event asked twice: the second finds the first in progress');
+    t.equal(a.expectsLoss(rule, pod, event('e-2')), true, 'then drop-a holds the claim for e-1');
+    t.equal(a.expectsLoss(rule, pod, event('e-1')), false);
+  });
+
   t.test('a long event id is claimed by its sha256, and found again by it', async (t) => {
     const { fake, replica } = await cluster(t);
     const a = replica('drop-a');
