@@ -77,6 +77,29 @@ export const bodyLimit = 1024 * 1024;
  */
 export const defaultBodyBudgetBytes = 4 * 1024 * 1024;
 
+/**
+ * A batch's events decided at once. All of a 1,000-alert batch at once keeps every one's
+ * response, answer, line and decision alive together; a few at a time, in order, keep a few
+ * (in a flood of batches at 64 connections, heap used sampled every 3 s: at most 86 → 78 MiB).
+ */
+export const batchConcurrency = 16;
+
+/** Promise.allSettled(items.map(work)), with at most `limit` items at work at once, taken in order. */
+async function settleInTurn<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
+  const results: PromiseSettledResult<R>[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < items.length; i = next++) {
+      results[i] = await work(items[i]!).then(
+        (value) => ({ status: 'fulfilled', value }) as const,
+        (reason: unknown) => ({ status: 'rejected', reason }) as const,
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
 /** The decision as the event's log line tells it, remembered with the answer. */
 interface AnswerLog {
   readonly msg: string;
@@ -442,7 +465,7 @@ export function buildApp(options: AppOptions) {
     // A batch cannot carry one reply event: answer 202 when every event is done, else the
     // most urgent failure (a retryable one first, so the whole batch comes back; the work
     // already done is answered from memory then).
-    const answers = await Promise.allSettled(events.map((event) => answerAlert(event, request.headers, request.sender)));
+    const answers = await settleInTurn(events, batchConcurrency, (event) => answerAlert(event, request.headers, request.sender));
     const failures = answers.flatMap((a) => (a.status === 'rejected' ? [a.reason as unknown] : []));
     const failed = answers.flatMap((a) => (a.status === 'fulfilled' && a.value.status >= 300 ? [a.value] : []));
     const retryable = failures.find((e) => !(e instanceof DropError) || e.retryable);

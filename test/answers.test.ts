@@ -382,6 +382,24 @@ t.test('a batch answers with the most urgent failure so nothing is lost', async 
   t.equal(bad.statusCode, 400);
 });
 
+t.test('a batch of 40 alerts is decided 16 at a time, in order, and every one is answered', async (t) => {
+  const { fake, drop } = await setup(t);
+  // Each pod read is held 1 s, then answered 404 (the pod is gone): each alert skips.
+  fake.fail({ method: 'GET', path: /\/pods\/batch-/, status: 404, body: statusBody(404, 'pods not found'), delayMs: 1000, times: 40 });
+  const item = (i: number) =>
+    new CloudEvent({ id: `in-turn-${i}`, source: 'https://falco.org', type: 'falco.rule.output.v1', datacontenttype: 'application/json', data: JSON.parse(falcoPayload({ fields: { 'evt.time': 1, 'k8s.pod.name': `batch-${i}` } })) as object });
+  const answer = drop.app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/cloudevents-batch+json' }, payload: JSON.stringify(Array.from({ length: 40 }, (_, i) => item(i))) });
+  const reads = () => fake.requests.filter((r) => r.method === 'GET' && r.path.includes('/pods/batch-')).map((r) => Number(r.path.split('batch-')[1]));
+  // The first reads are answered after 1 s: until then no alert beyond the first 16 can start.
+  while (reads().length < 16) await new Promise((resolve) => setTimeout(resolve, 5));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.same(reads().sort((a, b) => a - b), Array.from({ length: 16 }, (_, i) => i), 'the first 16 alerts are at work, no more');
+  const res = await answer;
+  t.equal(res.statusCode, 202);
+  t.same(reads().sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i), 'then every other alert in its turn');
+  t.equal(drop.logs.filter((l) => (l.ce as { id?: string } | undefined)?.id?.startsWith('in-turn-')).length, 40, 'a line for each');
+});
+
 t.test('an empty batch has nothing to do: 202, not a retry', async (t) => {
   const { fake, drop } = await setup(t);
   const res = await drop.app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/cloudevents-batch+json' }, payload: '[]' });
