@@ -442,7 +442,8 @@ export function buildApp(options: AppOptions) {
     : [];
 
   // A body waits, unread, while the log is behind, then until it fits in the budget; its bytes
-  // come back when its answer is sent or the connection ends. A declared length over the limit costs nothing: it is refused unread.
+  // come back when its answer is sent or the connection ends. A declared length over the limit
+  // costs nothing: it is refused unread.
   const admit = async (request: FastifyRequest, reply: FastifyReply) => {
     const room = options.logRoom?.();
     if (room) await room;
