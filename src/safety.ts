@@ -195,7 +195,8 @@ export class ClusterSafety implements SafetyState {
     // Another event about this pod is claiming it here now: at most one of them can win. Without
     // this, a flood's first alerts would each take the budget early and give it back, and two
     // replicas doing so ran the budget's Lease into five write conflicts in a row (a 503).
-    return [...(this.claiming.get(key)?.keys() ?? [])].some((other) => other !== eventKey);
+    const asking = this.claiming.get(key);
+    return asking !== undefined && (asking.size > 1 || !asking.has(eventKey));
   }
 
   /** Runs the claim, noting meanwhile that this event is asking for (rule, pod). */
