@@ -77,6 +77,11 @@ const common = {
   format: 'esm',
   target: 'node24',
   sourcemap: true,
+  // Without whitespace and comments, the bundle is ASCII (esbuild escapes every other character
+  // in code): V8 keeps an ASCII source as one byte a character for as long as the process runs,
+  // and any other character in it, even in a comment, makes it two. The start-up code's source
+  // took 8.2 MiB of the heap before, 2.8 MiB after. Names are kept, so logs and stacks read the same.
+  minifyWhitespace: true,
   legalComments: 'linked',
   logLevel: 'warning',
   plugins: [kubeClientSplit, httpWithoutLazyExports],
