@@ -11,7 +11,7 @@ import { DropError, isRetryableStatus } from './errors.ts';
 import { alertTimeMs, parseFalcoAlert, type FalcoAlert } from './falco.ts';
 import { parseDelivery, type EventContext, type Headers, type IncomingEvent } from './incoming.ts';
 import { jsonNumber, stringifyJson } from './json.ts';
-import { defaultRedeliveryMaxBytes, RedeliveryMemory, stringBytes } from './redelivery.ts';
+import { defaultRedeliveryMaxBytes, RedeliveryMemory } from './redelivery.ts';
 import { buildReply, buildReplyData, replyId } from './reply.ts';
 import { respond, type Response, type ResponderOptions } from './responder.ts';
 import { Lifecycle } from './shutdown.ts';
@@ -139,9 +139,9 @@ interface Answer {
   readonly log: AnswerLog;
 }
 
-/** The bytes an answer takes, counted against the redelivery memory's bound. */
-function answerBytes(answer: Answer): number {
-  return stringBytes(stringifyJson(answer));
+/** An answer as text: its bytes are counted against the redelivery memory's bound, and equal answers are remembered once. */
+function answerText(answer: Answer): string {
+  return stringifyJson(answer);
 }
 
 function errorAnswer(error: DropError): Answer {
@@ -257,7 +257,7 @@ export function buildApp(options: AppOptions) {
     clientErrorHandler: (error: Error, socket: Duplex) => answerClientError(options.logger, error, socket),
   });
   const maxBytes = options.redelivery.maxBytes ?? defaultRedeliveryMaxBytes;
-  const memory = new RedeliveryMemory<Answer>({ max: options.redelivery.max, ttlMs: options.redelivery.ttlMs, maxBytes, sizeOf: answerBytes });
+  const memory = new RedeliveryMemory<Answer>({ max: options.redelivery.max, ttlMs: options.redelivery.ttlMs, maxBytes, textOf: answerText });
   app.decorate('redelivery', {
     get size() {
       return memory.size;

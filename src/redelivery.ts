@@ -6,10 +6,13 @@ export interface RedeliveryOptions<T> {
   readonly max: number;
   /** How long an outcome is remembered, in milliseconds. */
   readonly ttlMs: number;
-  /** Most bytes the remembered deliveries may take, as `sizeOf` and the keys count them. */
+  /** Most bytes the remembered deliveries may take, as `textOf` and the keys count them. */
   readonly maxBytes: number;
-  /** The bytes one outcome takes in memory; called once, when its work ends. */
-  readonly sizeOf: (outcome: T) => number;
+  /**
+   * The outcome as text, called once when its work ends: its bytes (`stringBytes`) are what the
+   * outcome counts, and outcomes of the same text are remembered as one object.
+   */
+  readonly textOf: (outcome: T) => string;
 }
 
 /**
@@ -24,6 +27,15 @@ export const defaultRedeliveryMaxBytes = 16 * 1024 * 1024;
 
 /** Bytes counted for a delivery besides its outcome: the entry, its promise, the cache's slots. */
 export const entryOverheadBytes = 256;
+
+/**
+ * How many distinct recent outcomes are kept to be shared, and the longest text shared. A noisy
+ * rule's alerts get the same answer thousands of times: remembered as one object, 10,000 of them
+ * take the memory of their keys, not 10,000 copies of the answer. The bytes counted against
+ * `maxBytes` stay those of a copy each, so the bound holds whatever is shared.
+ */
+const sharedOutcomes = 64;
+const maxSharedChars = 4096;
 
 /** A key longer than this is remembered by its SHA-256 (a CloudEvent id may be 500 KB). */
 const maxKeyChars = 128;
@@ -48,7 +60,8 @@ interface Entry<T> {
  */
 export class RedeliveryMemory<T> {
   private readonly cache: LRUCache<string, Entry<T>>;
-  private readonly sizeOf: (outcome: T) => number;
+  private readonly textOf: (outcome: T) => string;
+  private readonly shared = new LRUCache<string, { readonly outcome: T }>({ max: sharedOutcomes });
 
   constructor(options: RedeliveryOptions<T>) {
     this.cache = new LRUCache<string, Entry<T>>({
@@ -57,7 +70,7 @@ export class RedeliveryMemory<T> {
       maxSize: options.maxBytes,
       sizeCalculation: (entry, key) => entryOverheadBytes + stringBytes(key) + entry.bytes,
     });
-    this.sizeOf = options.sizeOf;
+    this.textOf = options.textOf;
   }
 
   /** Runs `work` once per key; `replayed` tells whether the result came from an earlier delivery. */
@@ -75,9 +88,22 @@ export class RedeliveryMemory<T> {
       throw error;
     }
     // The outcome is known: count its bytes (an entry larger than the whole budget is dropped),
-    // keeping the time to live from the first delivery.
-    if (this.cache.peek(id) === entry) this.cache.set(id, { promise: entry.promise, bytes: this.sizeOf(result) }, { noUpdateTTL: true });
+    // keeping the time to live from the first delivery, and remember one object for equal outcomes.
+    if (this.cache.peek(id) === entry) {
+      const text = this.textOf(result);
+      const kept = this.share(text, result);
+      this.cache.set(id, { promise: kept === result ? entry.promise : Promise.resolve(kept), bytes: stringBytes(text) }, { noUpdateTTL: true });
+    }
     return { result, replayed: false };
+  }
+
+  /** The outcome remembered for this text: an equal one kept before, else this one. */
+  private share(text: string, outcome: T): T {
+    if (text.length > maxSharedChars) return outcome;
+    const known = this.shared.get(text);
+    if (known) return known.outcome;
+    this.shared.set(text, { outcome });
+    return outcome;
   }
 
   /** How many deliveries are remembered. */

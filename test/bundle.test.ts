@@ -7,7 +7,7 @@ const dist = new URL('../dist/', import.meta.url);
 /** dist/main.js and every chunk it imports, statically or on the first API call. */
 function bundleFiles(): string[] {
   const main = readFileSync(new URL('main.js', dist), 'latin1');
-  const chunks = [...main.matchAll(/(?:from\s*|import\()\s*"\.\/(chunks\/[^"]+\.js)"/g)].map((m) => m[1]);
+  const chunks = [...main.matchAll(/(?:from\s*|import\()\s*"\.\/(chunks\/[^"]+\.js)"/g)].map((m) => m[1] as string);
   return ['main.js', ...new Set(chunks)];
 }
 

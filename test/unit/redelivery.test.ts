@@ -6,7 +6,7 @@ class Retryable extends Error {
 }
 
 function memory(max = 100, maxBytes = 1024 * 1024): RedeliveryMemory<string> {
-  return new RedeliveryMemory<string>({ max, ttlMs: 60_000, maxBytes, sizeOf: stringBytes });
+  return new RedeliveryMemory<string>({ max, ttlMs: 60_000, maxBytes, textOf: (s) => s });
 }
 
 /** A promise settled from outside, and how many times work was started. */
@@ -125,7 +125,7 @@ t.test('a late retryable failure does not forget a newer delivery of its key', a
 });
 
 t.test('forgets an outcome once its time to live has passed', async (t) => {
-  const m = new RedeliveryMemory<string>({ max: 10, ttlMs: 20, maxBytes: 1024, sizeOf: stringBytes });
+  const m = new RedeliveryMemory<string>({ max: 10, ttlMs: 20, maxBytes: 1024, textOf: (s) => s });
   await m.once('k', async () => 'first');
   await new Promise((resolve) => setTimeout(resolve, 40));
   t.same(await m.once('k', async () => 'second'), { result: 'second', replayed: false });
@@ -180,4 +180,28 @@ t.test('an outcome forgotten while its work ran is not remembered when it ends',
   t.same(await first, { result: 'A', replayed: false });
   t.equal(m.size, 1);
   t.same(await m.once('b', async () => 'new'), { result: 'B', replayed: true });
+});
+
+t.test('equal outcomes are remembered as one object, and still each counted in full', async (t) => {
+  const m = new RedeliveryMemory<{ status: number; msg: string }>({ max: 100, ttlMs: 60_000, maxBytes: 1024 * 1024, textOf: (o) => JSON.stringify(o) });
+  const first = await m.once('a', async () => ({ status: 202, msg: 'skip: no response rule matches' }));
+  const second = await m.once('b', async () => ({ status: 202, msg: 'skip: no response rule matches' }));
+  const other = await m.once('c', async () => ({ status: 200, msg: 'act: deleted' }));
+  t.not(first.result, second.result, 'the first deliveries get the answers their work made');
+  const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((key) => m.once(key, async () => ({ status: 500, msg: 'ran again' }))));
+  t.same(a, { result: first.result, replayed: true });
+  t.equal(a!.result, b!.result, 'a and b are replayed from one object');
+  t.same(c, { result: other.result, replayed: true }, 'a different outcome stays its own');
+  const text = JSON.stringify(first.result).length;
+  t.equal(m.bytes, 3 * (entryOverheadBytes + 1) + 2 * text + JSON.stringify(other.result).length, 'the bound counts a copy for each');
+});
+
+t.test('a long outcome is remembered as it is, not shared', async (t) => {
+  const m = new RedeliveryMemory<{ msg: string }>({ max: 100, ttlMs: 60_000, maxBytes: 1024 * 1024, textOf: (o) => JSON.stringify(o) });
+  const msg = 'x'.repeat(5000);
+  const first = await m.once('a', async () => ({ msg }));
+  const second = await m.once('b', async () => ({ msg }));
+  t.not((await m.once('a', async () => ({ msg: '' }))).result, (await m.once('b', async () => ({ msg: '' }))).result);
+  t.equal((await m.once('a', async () => ({ msg: '' }))).result, first.result);
+  t.equal((await m.once('b', async () => ({ msg: '' }))).result, second.result);
 });
