@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { LineCounter, isSeq, parseDocument, type Document } from 'yaml';
 import { actionModules } from './actions/index.ts';
 import type { FalcoAlert } from './falco.ts';
 import { matchMismatch, type FieldCondition, type Match } from './match.ts';
 import { parsePriorityCondition, type PriorityCondition } from './priority-expression.ts';
 import { PolicyError, ProblemList, describeSchemaError, type PolicyProblem } from './policy-problems.ts';
-import { ajvOptions, policySchema } from './policy-schema.ts';
 import { convertTalonFiles, type TalonUnsupported } from './talon.ts';
+import { parametersValidator, policyValidator } from './validators.ts';
 
 export { PolicyError, type PolicyProblem } from './policy-problems.ts';
 export type { TalonUnsupported } from './talon.ts';
@@ -60,10 +60,6 @@ export const defaultPolicyYaml = `rules:
     actions:
       - action: delete
 `;
-
-const ajv = new Ajv(ajvOptions);
-const validateShape = ajv.compile(policySchema);
-const validateParameters = new Map([...actionModules].map(([name, module]) => [name, ajv.compile(module.parameters)]));
 
 type Scalar = string | number | boolean;
 interface RawMatch {
@@ -132,7 +128,7 @@ function checkSemantics(value: unknown, problems: ProblemList): void {
     }
     steps.forEach((step: unknown, j) => {
       if (!isRecord(step) || typeof step.action !== 'string') return;
-      const validate = validateParameters.get(step.action);
+      const validate = parametersValidator(step.action);
       if (!validate) {
         problems.add(`${at}/actions/${j}/action`, `unknown action "${step.action}" (known: ${[...actionModules.keys()].join(', ')})`);
         return;
@@ -188,6 +184,7 @@ function build(raw: RawPolicy, origin: string): Policy {
  * and builds it; throws PolicyError listing every problem. `problems` places them in the file.
  */
 export function policyFromObject(value: unknown, origin: string, problems = new ProblemList(undefined, undefined)): Policy {
+  const validateShape = policyValidator();
   if (!validateShape(value)) {
     for (const error of validateShape.errors as ErrorObject[]) {
       const { path, message } = describeSchemaError(error);

@@ -5,10 +5,8 @@
  * over its `- action:` block, and checked against the drop action's own schema with the
  * problems placed in the Talon file. talon.ts converts the rest of the file.
  */
-import { Ajv, type ValidateFunction } from 'ajv';
-import { ajvOptions } from './policy-schema.ts';
-import { actionModules } from './actions/index.ts';
 import { describeSchemaError, type ProblemSink } from './policy-problems.ts';
+import { parametersValidator } from './validators.ts';
 
 export type Params = Record<string, unknown>;
 
@@ -292,16 +290,9 @@ export const talonActionners: ReadonlyMap<string, Actionner> = new Map([
   ['kubernetes:networkpolicy', networkPolicy],
 ]);
 
-const ajv = new Ajv(ajvOptions);
-const validators = new Map<string, ValidateFunction>();
-
 /** Checks the parameters against the drop action's own schema, placing problems in the Talon file. */
 export function checkDropParameters(action: string, mapped: Mapped, problems: ProblemSink): void {
-  let validate = validators.get(action);
-  if (!validate) {
-    validate = ajv.compile(actionModules.get(action)!.parameters);
-    validators.set(action, validate);
-  }
+  const validate = parametersValidator(action)!;
   if (mapped.parameters === undefined || validate(mapped.parameters)) return;
   for (const error of validate.errors!) {
     if (error.keyword === 'propertyNames') continue; // the pattern error before it says the same, better
