@@ -4,6 +4,7 @@ import Fastify, { LogController, type FastifyError, type FastifyReply, type Fast
 import type { Logger } from 'pino';
 import type { PolicySource } from './active-policy.ts';
 import type { SenderAuth } from './auth.ts';
+import { readBodyText } from './body-text.ts';
 import { BodyBudget } from './body-budget.ts';
 import { clipStrings, clipText } from './clip.ts';
 import type { Decision, DecisionObserver, Guard } from './decisions.ts';
@@ -280,7 +281,7 @@ export function buildApp(options: AppOptions) {
 
   // Every body is read as text whatever its Content-Type (or none): 415 would lose the alert.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser('*', (request, payload, done) => readBodyText(payload, request.headers['content-length'], bodyLimit, done));
   // Fastify refuses a Content-Type that is no media type ("", ";", "garbage") before any parser,
   // and that refusal would be a final 400 that loses the alert. Such a header says as little as
   // none at all, so it is dropped and the body is read by its shape.
