@@ -25,7 +25,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { firstAnswer, ignoredAlertRequest, load } from './bench-load.mjs';
 
 const parts = new Set((process.env.BENCH_ONLY ?? 'throughput,cold,memory,flood,acting').split(','));
@@ -68,6 +68,24 @@ const servers = {
   // BENCH_DROP: another build of drop to measure in drop's place (e.g. an older commit's).
   drop: process.env.BENCH_DROP ?? 'dist/main.js',
 };
+// A build is an ES module only beside a package.json that says so; without one Node finds its
+// module syntax by failing to load it as CommonJS and compiles it again (9 MiB and tens of ms
+// more), so an older build measured from a bare copy looks worse than it is.
+if (process.env.BENCH_DROP && packageTypeOf(resolve(process.env.BENCH_DROP)) !== 'module') {
+  console.log(`WARNING: no package.json with "type": "module" above ${process.env.BENCH_DROP}: Node compiles it twice; copy the project's package.json beside its dist/`);
+}
+
+/** The "type" of the package.json nearest above a file, as Node looks it up. */
+function packageTypeOf(file) {
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    try {
+      return JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).type;
+    } catch (error) {
+      if (error.code !== 'ENOENT') throw error;
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
 const request = ignoredAlertRequest();
 let requestNumber = 0;
 const nextRequest = () => request(requestNumber++);
