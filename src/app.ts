@@ -338,11 +338,10 @@ export function buildApp(options: AppOptions) {
     }
   }
 
+  // The body's own refusals (too large, a length that does not match, a broken stream) are
+  // DropErrors from src/body-text.ts; anything else is a bug, answered so the Broker retries.
   function toDropError(error: unknown): DropError {
     if (error instanceof DropError) return error;
-    const fastify = error as FastifyError;
-    if (fastify.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new DropError('DROP_BODY_TOO_LARGE', `the body is larger than ${bodyLimit} bytes`);
-    if (typeof fastify.statusCode === 'number' && fastify.statusCode < 500) return new DropError('DROP_NOT_AN_EVENT', fastify.message);
     return new DropError('DROP_K8S_UNAVAILABLE', 'internal error; retry', { retryAfterSeconds: options.responder.retryAfterSeconds });
   }
 
