@@ -75,6 +75,9 @@ export const { ${Object.keys(http).filter((name) => !lazyHttpExports.has(name)).
   },
 };
 
+// Some bundled CommonJS dependencies call require(); every ESM bundle built here gets one.
+const requireBanner = { js: "import { createRequire as __dropRequire } from 'node:module'; const require = __dropRequire(import.meta.url);" };
+
 /**
  * src/validators.ts compiled ahead of time. The service would compile each JSON schema it checks
  * (the policy's shape, every action's parameters) with ajv as it starts: about 65 ms of CPU. Here
@@ -93,7 +96,7 @@ async function standaloneValidators() {
     target: 'node24',
     logLevel: 'warning',
     plugins: [kubeClientSplit],
-    banner: { js: "import { createRequire as __dropRequire } from 'node:module'; const require = __dropRequire(import.meta.url);" },
+    banner: requireBanner,
   });
   const dir = mkdtempSync(join(tmpdir(), 'drop-build-'));
   let module;
@@ -139,8 +142,7 @@ const common = {
   legalComments: 'linked',
   logLevel: 'warning',
   plugins: [kubeClientSplit, httpWithoutLazyExports, validatorsAheadOfTime],
-  // Some bundled CommonJS dependencies call require(); give the ESM bundle one.
-  banner: { js: "import { createRequire as __dropRequire } from 'node:module'; const require = __dropRequire(import.meta.url);" },
+  banner: requireBanner,
 };
 await build({ ...common, entryPoints: ['src/main.ts'], splitting: true, chunkNames: 'chunks/[name]-[hash]' });
 if (existsSync('src/cli.ts')) await build({ ...common, entryPoints: ['src/cli.ts'] });

@@ -140,10 +140,6 @@ interface Answer {
   readonly log: AnswerLog;
 }
 
-/** An answer as text: its bytes are counted against the redelivery memory's bound, and equal answers are remembered once. */
-function answerText(answer: Answer): string {
-  return stringifyJson(answer);
-}
 
 function errorAnswer(error: DropError): Answer {
   const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
@@ -258,7 +254,8 @@ export function buildApp(options: AppOptions) {
     clientErrorHandler: (error: Error, socket: Duplex) => answerClientError(options.logger, error, socket),
   });
   const maxBytes = options.redelivery.maxBytes ?? defaultRedeliveryMaxBytes;
-  const memory = new RedeliveryMemory<Answer>({ max: options.redelivery.max, ttlMs: options.redelivery.ttlMs, maxBytes, textOf: answerText });
+  // An answer as JSON: its bytes count against the bound, and equal answers are remembered once.
+  const memory = new RedeliveryMemory<Answer>({ max: options.redelivery.max, ttlMs: options.redelivery.ttlMs, maxBytes, textOf: stringifyJson });
   app.decorate('redelivery', {
     get size() {
       return memory.size;
